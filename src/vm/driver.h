@@ -97,6 +97,12 @@ void vm_stop(struct vm *vm, int force, vm_status_cb cb, void *arg);
 /* Ends the VM if one runs and removes STATE/desktops/<id>/. */
 void vm_destroy(struct vm_driver *d, const char *id, vm_status_cb cb, void *arg);
 
+/* Whether the desktop's VM ended while nobody watched (its launcher
+ * recorded an exit status). Returns 1 and fills reason ("qemu exited with
+ * status 137 (killed by signal 9); serial: …") when it did, 0 when there
+ * is no record (never booted, or the host went down with it). */
+int vm_last_exit(struct vm_driver *d, const char *id, char *reason, size_t n);
+
 /* A PNG of the screen (QMP screendump). png is valid during the callback. */
 void vm_screenshot(struct vm *vm,
 		   void (*cb)(const uint8_t *png, size_t len, struct err *err, void *arg),

@@ -1,0 +1,399 @@
+/* Desktops: the seeds' API. Handlers change desired state in the store
+ * (with an event) and leave the rest to the reconciler (core/). */
+#include "api/api.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "core/core.h"
+#include "core/state.h"
+#include "vm/driver.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXEC_MAX_ARGS 256
+#define EXEC_MAX_ARG_LEN 8192
+#define EXEC_MAX_STDIN (32 * 1024)
+#define EXEC_MAX_ENV 64
+#define EXEC_MAX_TIMEOUT_MS (60 * 60 * 1000)
+
+void desktops_list(struct api_ctx *c)
+{
+	char ws[ID_MAX];
+	struct desktop *list;
+	size_t n;
+	json_t *out;
+	int has_ws = http_req_query(c->req, "workspaceId", ws, sizeof(ws)) >= 0;
+
+	if (has_ws) {
+		struct workspace w;
+		if (store_workspace_get(c->s, c->user.id, ws, &w, &c->err)) {
+			api_fail(c, &c->err);
+			return;
+		}
+		snprintf(c->audit_ws, sizeof(c->audit_ws), "%s", ws);
+	}
+	if (store_desktop_list_for_user(c->s, c->user.id, has_ws ? ws : NULL, &list, &n,
+					&c->err)) {
+		api_fail(c, &c->err);
+		return;
+	}
+	out = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(out, desktop_json(&list[i]));
+	free(list);
+	api_ok(c, 200, json_pack("{s:o}", "desktops", out));
+}
+
+/* The workspace a new desktop goes to: the one named, or the caller's
+ * only one. */
+static int create_workspace(struct api_ctx *c, const char *ws_id, struct workspace *w)
+{
+	struct workspace *all;
+	size_t n;
+
+	if (ws_id)
+		return store_workspace_get(c->s, c->user.id, ws_id, w, &c->err);
+	if (store_workspace_list(c->s, c->user.id, &all, &n, &c->err))
+		return -1;
+	if (n != 1) {
+		free(all);
+		return err_set(&c->err, 400, "invalid_request",
+			       n ? "workspaceId is required: you belong to several workspaces"
+				 : "you belong to no workspace");
+	}
+	*w = all[0];
+	free(all);
+	return 0;
+}
+
+static int create_fill(struct api_ctx *c, json_t *b, struct desktop *d, struct workspace *w)
+{
+	const char *name, *ws_id, *tier_id, *image;
+	const struct tier *tier;
+
+	if (json_get_string(b, "name", 1, &name, &c->err) ||
+	    json_get_string(b, "workspaceId", 0, &ws_id, &c->err) ||
+	    json_get_string(b, "tier", 0, &tier_id, &c->err) ||
+	    json_get_string(b, "image", 0, &image, &c->err) ||
+	    name_check("name", name, &c->err))
+		return -1;
+	tier = tier_find(tier_id ? tier_id : "free");
+	if (!tier)
+		return err_set(&c->err, 400, "invalid_request",
+			       "unknown tier \"%.32s\" (free, pro or max)", tier_id);
+	if (!image)
+		image = "desktop";
+	if (strcmp(image, "desktop") && strcmp(image, "tiny"))
+		return err_set(&c->err, 400, "invalid_request",
+			       "unknown image \"%.32s\" (desktop or tiny)", image);
+	if (create_workspace(c, ws_id, w))
+		return -1;
+	memset(d, 0, sizeof(*d));
+	id_new(d->id, sizeof(d->id), "dsk");
+	snprintf(d->workspace_id, sizeof(d->workspace_id), "%s", w->id);
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	snprintf(d->tier, sizeof(d->tier), "%s", tier->id);
+	snprintf(d->image, sizeof(d->image), "%s", image);
+	if (vm_image_current(c->app->driver, image, d->image_version, sizeof(d->image_version),
+			     &c->err))
+		return -1;
+	snprintf(d->state, sizeof(d->state), "provisioning");
+	snprintf(d->desired_state, sizeof(d->desired_state), "running");
+	d->vcpus = tier->vcpus;
+	d->memory_mb = tier->memory_mb;
+	d->disk_gb = tier->disk_gb;
+	d->created_at = d->updated_at = d->state_changed_at = now_ms();
+	return 0;
+}
+
+void desktops_create(struct api_ctx *c)
+{
+	static const char *const allowed[] = {"name", "workspaceId", "tier", "image", NULL};
+	struct desktop d;
+	struct workspace w;
+	int64_t count;
+	json_t *b = api_body(c, allowed, 0);
+
+	if (!b)
+		return;
+	c->body = b;
+	if (create_fill(c, b, &d, &w)) {
+		api_fail(c, &c->err);
+		return;
+	}
+	snprintf(c->audit_ws, sizeof(c->audit_ws), "%s", w.id);
+	if (store_begin(c->s, &c->err))
+		goto fail;
+	if (store_desktop_count(c->s, w.id, &count, &c->err))
+		goto rollback;
+	if (count >= w.plan_limit) {
+		err_set(&c->err, 422, "plan_limit",
+			"workspace %s has %lld of %d desktops its plan allows (stopped ones count); "
+			"destroy one first",
+			w.id, (long long)count, w.plan_limit);
+		goto rollback;
+	}
+	if (store_desktop_insert(c->s, &d, &c->err))
+		goto rollback;
+	if (core_store_event(c->s, &d, "desktop.created",
+			     json_pack("{s:s, s:s, s:s, s:s}", "state", d.state, "desiredState",
+				       d.desired_state, "tier", d.tier, "image", d.image),
+			     api_event_slot(c), &c->err))
+		goto rollback;
+	if (store_commit(c->s, &c->err))
+		goto rollback;
+	snprintf(c->kick, sizeof(c->kick), "%s", d.id);
+	c->audit_detail = json_pack("{s:s, s:s}", "desktopId", d.id, "name", d.name);
+	api_ok(c, 201, desktop_json(&d));
+	return;
+rollback:
+	store_rollback(c->s);
+fail:
+	api_fail(c, &c->err);
+}
+
+/* The desktop named by the path, if the caller may see it (else 404). */
+static int desktop_load(struct api_ctx *c)
+{
+	if (store_desktop_get_for_user(c->s, c->user.id, api_param(c, "id"), &c->d, &c->err))
+		return api_fail(c, &c->err);
+	snprintf(c->audit_ws, sizeof(c->audit_ws), "%s", c->d.workspace_id);
+	return 0;
+}
+
+void desktops_get(struct api_ctx *c)
+{
+	if (desktop_load(c) == 0)
+		api_ok(c, 200, desktop_json(&c->d));
+}
+
+/* Moves the desired state (and, when given, the observed state first) in
+ * one transaction, then hands the desktop to the reconciler. */
+static void desktop_change(struct api_ctx *c, const char *state, const char *desired)
+{
+	struct event *ev;
+
+	if (store_begin(c->s, &c->err))
+		goto fail;
+	if (state && core_store_transition(c->s, &c->d, state, NULL, -1, api_event_slot(c),
+					   &c->err))
+		goto rollback;
+	if (store_desktop_set_desired(c->s, c->d.id, desired, now_ms(), &c->err))
+		goto rollback;
+	snprintf(c->d.desired_state, sizeof(c->d.desired_state), "%s", desired);
+	ev = api_event_slot(c);
+	if (ev && core_store_event(c->s, &c->d, "desktop.desired",
+				   json_pack("{s:s, s:s}", "state", c->d.state, "desiredState",
+					     desired),
+				   ev, &c->err))
+		goto rollback;
+	if (store_commit(c->s, &c->err))
+		goto rollback;
+	snprintf(c->kick, sizeof(c->kick), "%s", c->d.id);
+	api_ok(c, 202, desktop_json(&c->d));
+	return;
+rollback:
+	store_rollback(c->s);
+fail:
+	api_fail(c, &c->err);
+}
+
+void desktops_start(struct api_ctx *c)
+{
+	if (desktop_load(c) || state_check_start(c->d.state, c->d.desired_state, &c->err)) {
+		api_fail(c, &c->err);
+		return;
+	}
+	desktop_change(c, !strcmp(c->d.state, "error") ? "stopped" : NULL, "running");
+}
+
+void desktops_stop(struct api_ctx *c)
+{
+	if (desktop_load(c) || state_check_stop(c->d.state, c->d.desired_state, &c->err)) {
+		api_fail(c, &c->err);
+		return;
+	}
+	desktop_change(c, !strcmp(c->d.state, "error") ? "stopped" : NULL, "stopped");
+}
+
+void desktops_restart(struct api_ctx *c)
+{
+	if (desktop_load(c) || state_check_restart(c->d.state, c->d.desired_state, &c->err)) {
+		api_fail(c, &c->err);
+		return;
+	}
+	snprintf(c->kick, sizeof(c->kick), "%s", c->d.id);
+	c->restart = 1;
+	api_ok(c, 202, desktop_json(&c->d));
+}
+
+void desktops_delete(struct api_ctx *c)
+{
+	if (desktop_load(c) || state_check_destroy(c->d.state, c->d.desired_state, &c->err)) {
+		api_fail(c, &c->err);
+		return;
+	}
+	desktop_change(c, "destroying", "destroyed");
+}
+
+/* For the routes that need the VM: the desktop must be up. */
+void desktops_running(struct api_ctx *c)
+{
+	if (desktop_load(c))
+		return;
+	if (strcmp(c->d.state, "running") && strcmp(c->d.state, "booting")) {
+		err_set(&c->err, 409, "conflict", "desktop is %s, not running", c->d.state);
+		api_fail(c, &c->err);
+	}
+}
+
+static void screenshot_done(const uint8_t *png, size_t len, struct err *err, void *arg)
+{
+	struct api_ctx *c = arg;
+
+	if (!png) {
+		api_respond_err(c, err);
+		return;
+	}
+	http_respond(c->req, 200, "image/png", png, len, "Cache-Control: no-store\r\n");
+	api_ctx_free(c);
+}
+
+void desktops_screenshot(struct api_ctx *c)
+{
+	struct vm *vm = core_vm(c->app, c->d.id);
+	struct err err = ERR_INIT;
+
+	if (!vm) {
+		err_set(&err, 409, "conflict", "desktop has no running VM");
+		api_respond_err(c, &err);
+		return;
+	}
+	vm_screenshot(vm, screenshot_done, c);
+}
+
+/* Exec: validated on the worker, carried out by the agent. */
+
+static int exec_check_env(json_t *env, struct err *err)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(env))
+		return err_set(err, 400, "invalid_type", "env must be an object of strings");
+	if (json_object_size(env) > EXEC_MAX_ENV)
+		return err_set(err, 400, "invalid_request", "env has more than %d variables",
+			       EXEC_MAX_ENV);
+	json_object_foreach(env, k, v) {
+		if (!json_is_string(v) || !*k || strchr(k, '=') ||
+		    json_string_length(v) > EXEC_MAX_ARG_LEN)
+			return err_set(err, 400, "invalid_request",
+				       "env entries must be NAME: \"value\" strings");
+	}
+	return 0;
+}
+
+static int exec_check(json_t *b, struct err *err)
+{
+	json_t *cmd = json_object_get(b, "command"), *v;
+	const char *user, *cwd, *in;
+	long long timeout = 60000;
+	size_t i;
+
+	if (!cmd)
+		return err_set(err, 400, "invalid_request", "field \"command\" is required");
+	if (!json_is_array(cmd) || json_array_size(cmd) == 0 ||
+	    json_array_size(cmd) > EXEC_MAX_ARGS)
+		return err_set(err, 400, "invalid_type",
+			       "command must be a non-empty array of at most %d strings",
+			       EXEC_MAX_ARGS);
+	json_array_foreach(cmd, i, v) {
+		if (!json_is_string(v) || json_string_length(v) > EXEC_MAX_ARG_LEN ||
+		    strlen(json_string_value(v)) != json_string_length(v))
+			return err_set(err, 400, "invalid_type",
+				       "command[%zu] must be a string without NUL bytes", i);
+	}
+	if (json_get_string(b, "user", 0, &user, err) || json_get_string(b, "cwd", 0, &cwd, err) ||
+	    json_get_string(b, "stdin", 0, &in, err) ||
+	    json_get_int(b, "timeoutMs", 0, &timeout, err))
+		return -1;
+	if (user && strcmp(user, "agent") && strcmp(user, "root"))
+		return err_set(err, 400, "invalid_request", "user must be \"agent\" or \"root\"");
+	if (cwd && cwd[0] != '/')
+		return err_set(err, 400, "invalid_request", "cwd must be an absolute path");
+	if (in && strlen(in) > EXEC_MAX_STDIN)
+		return err_set(err, 413, "too_large", "stdin is larger than %d bytes",
+			       EXEC_MAX_STDIN);
+	if (timeout < 1 || timeout > EXEC_MAX_TIMEOUT_MS)
+		return err_set(err, 400, "invalid_request", "timeoutMs must be 1..%d",
+			       EXEC_MAX_TIMEOUT_MS);
+	if (json_object_get(b, "env") && exec_check_env(json_object_get(b, "env"), err))
+		return -1;
+	return 0;
+}
+
+void desktops_exec_check(struct api_ctx *c)
+{
+	static const char *const allowed[] = {"command", "user", "cwd", "env", "stdin",
+					      "timeoutMs", NULL};
+	json_t *b;
+
+	desktops_running(c);
+	if (c->status >= 400)
+		return;
+	b = api_body(c, allowed, 0);
+	if (!b)
+		return;
+	c->body = b;
+	if (exec_check(b, &c->err))
+		api_fail(c, &c->err);
+	c->audit_detail = json_pack("{s:O}", "command", json_object_get(b, "command"));
+}
+
+static void exec_done(json_t *reply, struct err *err, void *arg)
+{
+	struct api_ctx *c = arg;
+	json_t *out;
+	const char *type = reply ? json_string_value(json_object_get(reply, "type")) : NULL;
+
+	if (!reply) {
+		api_respond_err(c, err);
+		return;
+	}
+	if (!type || strcmp(type, "exec.result")) {
+		struct err e = ERR_INIT;
+		const char *msg = json_string_value(json_object_get(reply, "message"));
+		err_set(&e, 502, "agent_error", "agent: %s", msg ? msg : "unexpected answer");
+		api_respond_err(c, &e);
+		return;
+	}
+	out = json_object();
+	json_object_update(out, reply);
+	json_object_del(out, "type");
+	json_object_del(out, "id");
+	api_respond_json(c, 200, out);
+}
+
+void desktops_exec(struct api_ctx *c)
+{
+	struct vm *vm = core_vm(c->app, c->d.id);
+	struct err err = ERR_INIT;
+	long long timeout = 60000;
+	json_t *msg;
+
+	if (!vm || !vm_agent_connected(vm)) {
+		err_set(&err, 409, "agent_unavailable",
+			"the desktop's agent is not connected (is it still booting?)");
+		api_respond_err(c, &err);
+		return;
+	}
+	json_get_int(c->body, "timeoutMs", 0, &timeout, &err);
+	msg = json_deep_copy(c->body);
+	json_object_set_new(msg, "type", json_string("exec"));
+	json_object_set(msg, "argv", json_object_get(c->body, "command"));
+	json_object_del(msg, "command");
+	vm_agent_request(vm, msg, (int)timeout + 10000, exec_done, c);
+	json_decref(msg);
+}

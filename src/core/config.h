@@ -1,0 +1,34 @@
+/* bureaud's configuration: defaults that work out of the box, a file of
+ * `key = value` lines, then command-line flags `--key value`, each later
+ * source overriding the earlier. One table (config.c) drives parsing,
+ * defaults and --help. */
+#ifndef BUREAU_CONFIG_H
+#define BUREAU_CONFIG_H
+
+#include "common/err.h"
+
+struct config {
+	char listen[128];
+	char state_dir[1024];
+	char image_dir[1100];
+	char store[1100];
+	char accel[8];
+	char log_level[8];
+	char currency[8];
+	double price_free; /* per running hour */
+	double price_pro;
+	double price_max;
+	int plan_limit;      /* desktops per new workspace */
+	int stop_timeout_s;  /* graceful powerdown wait */
+	int boot_timeout_s;  /* create/start → ready, else error */
+	int session_ttl_h;
+	int print_routes;
+};
+
+/* Fills cfg from defaults, the config file (--config FILE, or
+ * STATE/bureau.conf when present) and argv. Returns -1 with err on a bad
+ * flag, file or value; 1 when --help was printed. */
+int config_load(struct config *cfg, int argc, char **argv, struct err *err);
+void config_usage(const char *prog);
+
+#endif

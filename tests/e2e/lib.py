@@ -1,0 +1,236 @@
+"""Helpers for end-to-end tests: start a real bureaud on loopback with a
+temporary state folder, talk to its API, print TAP.
+
+Each test file is a program: it prints TAP lines and exits non-zero when a
+test failed. tests/run.sh runs them all and sums up.
+"""
+import atexit
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("BUREAU_BUILD", os.path.join(ROOT, "build"))
+IMAGES = os.environ.get("BUREAU_IMAGES", os.path.join(ROOT, "var", "images"))
+
+
+class Tap:
+    """TAP output: ok(cond, name). done() prints the plan and exits."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, name, diag=None):
+        self.n += 1
+        print(("ok" if cond else "not ok") + " %d - %s" % (self.n, name), flush=True)
+        if not cond:
+            self.failed += 1
+            if diag is not None:
+                for line in str(diag).splitlines()[:40]:
+                    print("#   " + line, flush=True)
+        return cond
+
+    def eq(self, got, want, name):
+        return self.ok(got == want, name, "got %r, want %r" % (got, want))
+
+    def done(self):
+        print("1..%d" % self.n, flush=True)
+        sys.exit(1 if self.failed else 0)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def __repr__(self):
+        return "<%d %s>" % (self.status, self.body[:300])
+
+
+class Client:
+    """A tiny API client. auth: an API key (Bearer) or None."""
+
+    def __init__(self, port, key=None, cookie=None):
+        self.port = port
+        self.key = key
+        self.cookie = cookie
+
+    def request(self, method, path, body=None, headers=None, raw=None, timeout=60):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        h = dict(headers or {})
+        if self.key and "Authorization" not in h:
+            h["Authorization"] = "Bearer " + self.key
+        if self.cookie and "Cookie" not in h:
+            h["Cookie"] = self.cookie
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        conn.request(method, path, body=data, headers=h)
+        r = conn.getresponse()
+        out = Response(r.status, r.getheaders(), r.read())
+        conn.close()
+        return out
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def wait_state(self, desktop_id, states, timeout=240):
+        """Polls the desktop until its state is one of states."""
+        if isinstance(states, str):
+            states = [states]
+        deadline = time.time() + timeout
+        d = None
+        while time.time() < deadline:
+            r = self.get("/api/desktops/" + desktop_id)
+            if r.status == 200:
+                d = r.json()
+                if d["state"] in states:
+                    return d
+            elif r.status == 404 and "destroyed" in states:
+                return None
+            time.sleep(0.3)
+        raise TimeoutError("desktop %s not in %s after %ds: %r" % (desktop_id, states, timeout, d))
+
+
+class Bureaud:
+    """A bureaud process on a free loopback port with its own state folder."""
+
+    PASSWORD = "correct horse battery staple"
+
+    def __init__(self, state_dir=None, extra_args=(), env=None):
+        self.port = free_port()
+        self.own_state = state_dir is None
+        self.state_dir = state_dir or tempfile.mkdtemp(prefix="bureau-e2e-")
+        self.extra_args = list(extra_args)
+        self.env = env
+        self.proc = None
+        self.log_path = os.path.join(self.state_dir, "bureaud.log")
+        self.key = None
+
+    def start(self, wait=True):
+        env = dict(os.environ)
+        env["BUREAU_ADMIN_PASSWORD"] = self.PASSWORD
+        env.update(self.env or {})
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [os.path.join(BUILD, "bureaud"), "--listen", "127.0.0.1:%d" % self.port,
+             "--state-dir", self.state_dir, "--image-dir", IMAGES] + self.extra_args,
+            stdout=log, stderr=subprocess.STDOUT, env=env)
+        atexit.register(self.cleanup)
+        if wait:
+            self.wait_up()
+        return self
+
+    def wait_up(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("bureaud exited: " + self.log())
+            try:
+                r = Client(self.port).get("/api/health", timeout=2)
+                if r.status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError("bureaud did not come up: " + self.log())
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-4000:]
+        except OSError:
+            return ""
+
+    def admin(self):
+        """A client authenticated with a fresh API key of the admin."""
+        if self.key is None:
+            c = Client(self.port)
+            r = c.post("/api/auth/login", {"email": "admin@localhost", "password": self.PASSWORD})
+            if r.status != 200:
+                raise RuntimeError("login failed: %r" % r)
+            cookie = r.header("Set-Cookie").split(";")[0]
+            r = Client(self.port, cookie=cookie).post(
+                "/api/api-keys", {"name": "e2e"}, headers={"Origin": "http://127.0.0.1:%d" % self.port})
+            if r.status != 201:
+                raise RuntimeError("key creation failed: %r" % r)
+            self.key = r.json()["key"]
+        return Client(self.port, key=self.key)
+
+    def workspace(self):
+        return self.admin().get("/api/workspaces").json()["workspaces"][0]["id"]
+
+    def signal(self, sig):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def qemu_pids(self):
+        """Pids of QEMUs this bureaud's desktops run in (from their pid files)."""
+        pids = {}
+        root = os.path.join(self.state_dir, "desktops")
+        if not os.path.isdir(root):
+            return pids
+        for d in os.listdir(root):
+            try:
+                with open(os.path.join(root, d, "qemu.pid")) as f:
+                    pid = int(f.read().strip())
+                os.kill(pid, 0)
+                pids[d] = pid
+            except (OSError, ValueError):
+                pass
+        return pids
+
+    def cleanup(self):
+        """Ends bureaud and every QEMU of its desktops (by pid), removes the state."""
+        self.stop(signal.SIGKILL)
+        for pid in self.qemu_pids().values():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if self.own_state and os.environ.get("BUREAU_KEEP_STATE") is None:
+            time.sleep(0.2)
+            shutil.rmtree(self.state_dir, ignore_errors=True)
