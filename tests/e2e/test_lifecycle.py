@@ -1,0 +1,132 @@
+"""Desktop lifecycle on real QEMU guests (the tiny image): create to
+running, a file that survives stop and start, restart, VMs that outlive a
+killed bureaud, a killed QEMU turning its desktop to error, graceful
+shutdown, destroy leaving nothing behind."""
+import os
+import signal
+import time
+
+import lib
+
+t = lib.Tap()
+b = lib.Bureaud(extra_args=["--accel", "tcg"]).start()
+admin = b.admin()
+
+
+def exec_(did, cmd, **kw):
+    body = {"command": ["sh", "-c", cmd]}
+    body.update(kw)
+    return admin.post("/api/desktops/%s/exec" % did, body)
+
+
+r = admin.post("/api/desktops", {"name": "life", "image": "tiny"})
+t.ok(r.status == 201, "create a tiny desktop", r)
+did = r.json()["id"]
+d = admin.wait_state(did, ["running", "error"], timeout=180)
+t.ok(d["state"] == "running" and d["readyMs"] and d["readyMs"] > 0,
+     "it reaches running, with the time to ready recorded", d)
+folder = os.path.join(b.state_dir, "desktops", did)
+t.ok(os.path.exists(os.path.join(folder, "disk.qcow2")), "its disk is a file in the desktop folder")
+
+r = exec_(did, "echo hello from $(hostname 2>/dev/null || echo guest)")
+t.ok(r.status == 200 and r.json()["exitCode"] == 0 and "hello" in r.json()["stdout"], "exec runs in the guest", r)
+r = exec_(did, "exit 3")
+t.ok(r.status == 200 and r.json()["exitCode"] == 3, "exec reports the exit code", r)
+r = admin.post("/api/desktops/%s/exec" % did, {"command": "ls"})
+t.ok(r.status == 400, "exec with a string command: 400", r)
+r = admin.post("/api/desktops/%s/exec" % did, {"command": ["true"], "user": "nobody"})
+t.ok(r.status == 400, "exec as an unknown user: 400", r)
+r = exec_(did, "mkdir -p /data/home/agent 2>/dev/null; echo persisted-$$ > /data/marker; sync; cat /data/marker", user="root")
+marker = r.json().get("stdout", "").strip() if r.status == 200 else None
+t.ok(marker and marker.startswith("persisted-"), "a file written in the guest", r)
+
+r = admin.get("/api/desktops/%s/screenshot" % did)
+t.ok(r.status == 200 and r.body[:8] == b"\x89PNG\r\n\x1a\n" and r.header("Content-Type") == "image/png",
+     "screenshot is a PNG", r.status)
+
+# stop and start keep the disk
+r = admin.post("/api/desktops/%s/stop" % did)
+t.ok(r.status == 202, "stop accepted", r)
+d = admin.wait_state(did, ["stopped", "error"], timeout=90)
+t.ok(d["state"] == "stopped", "the desktop stops", d)
+t.ok(did not in b.qemu_pids(), "its QEMU is gone")
+r = admin.post("/api/desktops/%s/start" % did)
+t.ok(r.status == 202, "start accepted", r)
+d = admin.wait_state(did, ["running", "error"], timeout=180)
+t.ok(d["state"] == "running", "it runs again", d)
+r = exec_(did, "cat /data/marker", user="root")
+t.ok(r.status == 200 and r.json()["stdout"].strip() == marker, "the file survived stop and start", r)
+
+# restart
+pid_before = b.qemu_pids().get(did)
+r = admin.post("/api/desktops/%s/restart" % did)
+t.ok(r.status == 202, "restart accepted", r)
+time.sleep(1)
+d = admin.wait_state(did, ["running", "error"], timeout=180)
+pid_after = b.qemu_pids().get(did)
+t.ok(d["state"] == "running" and pid_after and pid_after != pid_before, "restart boots a new VM", (pid_before, pid_after, d))
+
+# kill -9 of bureaud: the VM stays; a new bureaud finds it running without rebooting it
+pid = b.qemu_pids()[did]
+b.stop(signal.SIGKILL)
+time.sleep(1)
+t.ok(os.path.exists("/proc/%d" % pid), "kill -9 of bureaud leaves the VM running")
+b.start()
+time.sleep(2)
+d = admin.get("/api/desktops/" + did).json()
+t.ok(d["state"] == "running" and b.qemu_pids().get(did) == pid, "a new bureaud re-attaches, same pid", d)
+r = exec_(did, "cat /data/marker", user="root")
+t.ok(r.status == 200 and r.json()["stdout"].strip() == marker, "and talks to its agent", r)
+
+# kill -9 of the QEMU: error with a reason, visible in the events
+os.kill(pid, signal.SIGKILL)
+d = admin.wait_state(did, ["error"], timeout=30)
+t.ok(d["state"] == "error" and "137" in (d["reason"] or "") or "signal 9" in (d["reason"] or ""),
+     "a killed QEMU turns the desktop to error with the reason", d)
+ev = lib.Client(b.port, key=admin.key).get("/api/audit?limit=1")  # keep-alive sanity
+import json, socket
+s = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+s.sendall(("GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nLast-Event-ID: 0\r\n\r\n" % admin.key).encode())
+buf = b""
+deadline = time.time() + 5
+while time.time() < deadline and b'"state":"error"' not in buf:
+    try:
+        chunk = s.recv(65536)
+    except socket.timeout:
+        break
+    if not chunk:
+        break
+    buf += chunk
+s.close()
+t.ok(b'"state":"error"' in buf and b"reason" in buf, "the error and its reason are in the events")
+r = admin.post("/api/desktops/%s/start" % did)
+t.ok(r.status == 202, "a desktop in error can be started again", r)
+d = admin.wait_state(did, ["running", "error"], timeout=180)
+t.ok(d["state"] == "running", "…and runs", d)
+
+# a VM that died while bureaud was away is reported as error at the next start
+pid = b.qemu_pids()[did]
+b.stop(signal.SIGKILL)
+os.kill(pid, signal.SIGKILL)
+time.sleep(1)
+b.start()
+d = admin.wait_state(did, ["error", "running"], timeout=30)
+t.ok(d["state"] == "error" and d["reason"], "a VM that died while bureaud was down: error with the reason", d)
+admin.post("/api/desktops/%s/start" % did)
+admin.wait_state(did, ["running", "error"], timeout=180)
+
+# SIGTERM: graceful exit, VMs keep running
+pid = b.qemu_pids().get(did)
+code = b.stop(signal.SIGTERM)
+t.ok(code == 0, "SIGTERM ends bureaud cleanly (exit 0)", b.log())
+t.ok(pid and os.path.exists("/proc/%d" % pid), "…and the VM keeps running")
+b.start()
+
+# destroy leaves nothing
+r = admin.delete("/api/desktops/" + did)
+t.ok(r.status == 202 and r.json()["state"] == "destroying", "destroy accepted", r)
+admin.wait_state(did, "destroyed", timeout=60)
+t.ok(admin.get("/api/desktops/" + did).status == 404, "a destroyed desktop answers 404")
+t.ok(not os.path.exists(folder), "destroy removed the desktop's folder")
+t.ok(pid is None or not os.path.exists("/proc/%d" % pid), "and its VM")
+t.done()
