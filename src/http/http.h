@@ -41,6 +41,7 @@ struct http_req {
 	char *body; /* NUL-terminated for convenience; body_len excludes it */
 	size_t body_len;
 	char remote[64]; /* peer address as text */
+	/* Wall clock (ms since the epoch) at the request's first byte. */
 	int64_t start_ms;
 	void *data; /* free for the handler */
 	/* Filled by handlers for the request's log line, e.g. "user=usr_…". */
@@ -58,6 +59,19 @@ int http_server_port(const struct http_server *srv);
  * idle connections and streams; cb runs when every connection is gone and
  * the server is freed. */
 void http_server_shutdown(struct http_server *srv, void (*cb)(void *arg), void *arg);
+
+/* Settings, before or after listening. The idle timeout bounds both a
+ * keep-alive connection waiting for its next request and the time to
+ * receive a whole request (a client that dribbles its headers is answered
+ * 408 and closed). */
+void http_server_set_idle_timeout(struct http_server *srv, uint64_t ms);
+/* Connections beyond n are answered 503 and closed (HTTP_MAX_CONNECTIONS). */
+void http_server_set_max_connections(struct http_server *srv, size_t n);
+/* Decides a request's body limit once its headers are in (method, path,
+ * query and headers are set; body is not): routes that take uploads may
+ * allow more than HTTP_MAX_BODY_LEN. Returns the limit in bytes. */
+typedef size_t (*http_body_limit_fn)(const struct http_req *req, void *arg);
+void http_server_set_body_limit(struct http_server *srv, http_body_limit_fn fn, void *arg);
 
 /* Case-insensitive header lookup; NULL when absent. */
 const char *http_req_header(const struct http_req *req, const char *name);
@@ -81,7 +95,9 @@ void http_respond_err(struct http_req *req, const struct err *err);
  * the head goes out now without Content-Length and the connection closes
  * when the stream ends. on_close runs once if the client goes away first
  * (or the server shuts down); after it the request is freed and must not
- * be used. */
+ * be used. Returns 0, or -1 when the client is already gone or the server
+ * is shutting down: the request is then answered (or dropped) and freed,
+ * and on_close never runs. */
 int http_stream_begin(struct http_req *req, int status, const char *content_type,
 		      const char *extra_headers, void (*on_close)(struct http_req *req, void *arg),
 		      void *arg);
