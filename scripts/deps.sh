@@ -9,7 +9,7 @@ build-essential pkg-config meson ninja-build git ca-certificates
 libuv1-dev libjansson-dev libsodium-dev libsqlite3-dev libcurl4-openssl-dev libwslay-dev
 node-llhttp nodejs
 qemu-system-x86 qemu-utils debootstrap e2fsprogs busybox-static cpio zstd
-python3 curl wrk socat
+python3 python3-yaml curl wrk socat
 "
 
 missing=""

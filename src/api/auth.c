@@ -168,7 +168,7 @@ void auth_logout(struct api_ctx *c)
 	}
 	snprintf(c->extra_headers, sizeof(c->extra_headers),
 		 "Set-Cookie: bureau_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0\r\n");
-	api_ok(c, 200, json_pack("{s:b}", "loggedOut", 1));
+	api_ok(c, 204, NULL);
 }
 
 void auth_me(struct api_ctx *c)

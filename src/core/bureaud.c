@@ -39,6 +39,9 @@ static void on_signal(uv_signal_t *s, int signum)
 		http_server_shutdown(app.http, shutdown_done, NULL);
 	uv_close((uv_handle_t *)&sigterm, NULL);
 	uv_close((uv_handle_t *)&sigint, NULL);
+	/* Drops QMP and agent connections; the VMs keep running. */
+	vm_driver_free(app.driver);
+	app.driver = NULL;
 }
 
 static void probed(const char *accel, void *arg)
@@ -120,8 +123,6 @@ int main(int argc, char **argv)
 	uv_signal_init(app.loop, &sigint);
 	uv_signal_start(&sigint, on_signal, SIGINT);
 	vm_driver_probe(app.driver, probed, NULL);
-	uv_run(app.loop, UV_RUN_DEFAULT);
-	vm_driver_free(app.driver);
 	uv_run(app.loop, UV_RUN_DEFAULT);
 	store_pool_close(app.pool);
 	bus_free(app.bus);

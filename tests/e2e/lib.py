@@ -193,10 +193,6 @@ class Bureaud:
     def workspace(self):
         return self.admin().get("/api/workspaces").json()["workspaces"][0]["id"]
 
-    def signal(self, sig):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)

@@ -1,0 +1,266 @@
+/* The command line: one table of flags, one table of commands, and the
+ * parser and help text both derive from them. */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+struct cli_option {
+	const char *name;
+	unsigned bit;
+	int has_value;
+	size_t offset; /* of the const char * or int in struct cli_args */
+	const char *value_name;
+	const char *help;
+};
+
+#define STR(f) offsetof(struct cli_args, f)
+
+static const struct cli_option options[] = {
+    {"endpoint", OPT_ENDPOINT, 1, STR(endpoint), "URL",
+     "API endpoint (default " CLI_DEFAULT_ENDPOINT ")"},
+    {"key", OPT_KEY, 1, STR(key), "KEY", "API key (prefer BUREAU_API_KEY or the config file)"},
+    {"config", OPT_CONFIG, 1, STR(config), "FILE", "config file to read"},
+    {"json", OPT_JSON, 0, STR(json), NULL, "print the API's JSON instead of tables"},
+    {"help", OPT_HELP, 0, STR(help), NULL, "show this help"},
+    {"version", OPT_VERSION, 0, STR(version), NULL, "print the version"},
+    {"workspace", OPT_WORKSPACE, 1, STR(workspace), "WS", "workspace id or name"},
+    {"tier", OPT_TIER, 1, STR(tier), "TIER", "free, pro or max (default free)"},
+    {"image", OPT_IMAGE, 1, STR(image), "IMAGE", "desktop (default) or tiny"},
+    {"wait", OPT_WAIT, 0, STR(wait), NULL, "wait until the desktop is running/stopped/gone"},
+    {"timeout", OPT_TIMEOUT, 1, STR(timeout_str), "SECONDS",
+     "give up waiting after this long (default 900)"},
+    {"from", OPT_FROM, 1, STR(from), "DATE", "start date, YYYY-MM-DD (default: this month)"},
+    {"to", OPT_TO, 1, STR(to), "DATE", "end date, YYYY-MM-DD"},
+    {"email", OPT_EMAIL, 1, STR(email), "EMAIL", "account email"},
+    {"password", OPT_PASSWORD, 1, STR(password), "PASSWORD",
+     "account password (prompted when absent)"},
+    {"show-key", OPT_SHOW_KEY, 0, STR(show_key), NULL, "print the new API key once"},
+    {NULL, 0, 0, 0, NULL, NULL},
+};
+
+#define WAIT_OPTS (OPT_WAIT | OPT_TIMEOUT)
+
+const struct cli_command cli_commands[] = {
+    {"desktops", "ls", "", 0, 0, OPT_WORKSPACE, cmd_desktops_ls, "list desktops"},
+    {"desktops", "create", "NAME", 1, 1, OPT_WORKSPACE | OPT_TIER | OPT_IMAGE | WAIT_OPTS,
+     cmd_desktops_create, "create a desktop (--wait: until it runs)"},
+    {"desktops", "get", "ID", 1, 1, OPT_WORKSPACE, cmd_desktops_get, "show one desktop"},
+    {"desktops", "start", "ID", 1, 1, OPT_WORKSPACE | WAIT_OPTS, cmd_desktops_start,
+     "start a stopped desktop"},
+    {"desktops", "stop", "ID", 1, 1, OPT_WORKSPACE | WAIT_OPTS, cmd_desktops_stop,
+     "stop a desktop (its disk is kept)"},
+    {"desktops", "restart", "ID", 1, 1, OPT_WORKSPACE | WAIT_OPTS, cmd_desktops_restart,
+     "restart a desktop"},
+    {"desktops", "rm", "ID", 1, 1, OPT_WORKSPACE | WAIT_OPTS, cmd_desktops_rm,
+     "destroy a desktop and its disk"},
+    {"keys", "ls", "", 0, 0, 0, cmd_keys_ls, "list API keys"},
+    {"keys", "create", "NAME", 1, 1, 0, cmd_keys_create, "create an API key (printed once)"},
+    {"keys", "rm", "ID", 1, 1, 0, cmd_keys_rm, "revoke an API key"},
+    {"workspaces", "ls", "", 0, 0, 0, cmd_workspaces_ls, "list workspaces"},
+    {"workspaces", "create", "NAME", 1, 1, 0, cmd_workspaces_create, "create a workspace"},
+    {"workspaces", "members", "WS", 1, 1, 0, cmd_workspaces_members, "list a workspace's members"},
+    {"events", NULL, "", 0, 0, OPT_WORKSPACE, cmd_events,
+     "follow desktop events (reconnects on a dropped connection)"},
+    {"usage", NULL, "", 0, 0, OPT_WORKSPACE | OPT_FROM | OPT_TO, cmd_usage,
+     "desktop hours and cost of a workspace"},
+    {"login", NULL, "", 0, 0, OPT_EMAIL | OPT_PASSWORD | OPT_SHOW_KEY, cmd_login,
+     "log in, create an API key for this host, save the config"},
+    {"screenshot", NULL, "ID FILE", 2, 2, OPT_WORKSPACE, cmd_screenshot,
+     "save a running desktop's screen as PNG (FILE - for stdout)"},
+    {"health", NULL, "", 0, 0, 0, cmd_health, "show the server's version and acceleration"},
+    {NULL, NULL, NULL, 0, 0, 0, NULL, NULL},
+};
+
+static const struct cli_option *option_find(const char *name, size_t len)
+{
+	for (const struct cli_option *o = options; o->name; o++)
+		if (strlen(o->name) == len && memcmp(o->name, name, len) == 0)
+			return o;
+	return NULL;
+}
+
+static const char *option_name(unsigned bit)
+{
+	for (const struct cli_option *o = options; o->name; o++)
+		if (o->bit == bit)
+			return o->name;
+	return "?";
+}
+
+/* Reads one "--name", "--name=value" or "--name value" at argv[*i]. */
+static int parse_option(int argc, char **argv, int *i, struct cli_args *a, struct err *err)
+{
+	const char *arg = argv[*i] + 2, *eq = strchr(arg, '=');
+	size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+	const struct cli_option *o = option_find(arg, len);
+	const char *value = NULL;
+
+	if (!o)
+		return err_set(err, 2, "usage", "unknown flag --%.*s", (int)len, arg);
+	if (o->has_value) {
+		if (eq)
+			value = eq + 1;
+		else if (*i + 1 < argc)
+			value = argv[++*i];
+		else
+			return err_set(err, 2, "usage", "flag --%s needs a value", o->name);
+		*(const char **)((char *)a + o->offset) = value;
+	} else {
+		if (eq)
+			return err_set(err, 2, "usage", "flag --%s takes no value", o->name);
+		*(int *)((char *)a + o->offset) = 1;
+	}
+	a->seen |= o->bit;
+	return 0;
+}
+
+static const struct cli_command *command_find(const char *group, const char *verb)
+{
+	for (const struct cli_command *c = cli_commands; c->group; c++) {
+		if (strcmp(c->group, group) != 0)
+			continue;
+		if (!c->verb || (verb && strcmp(c->verb, verb) == 0))
+			return c;
+	}
+	return NULL;
+}
+
+static int group_exists(const char *group)
+{
+	for (const struct cli_command *c = cli_commands; c->group; c++)
+		if (strcmp(c->group, group) == 0)
+			return 1;
+	return 0;
+}
+
+static int parse_timeout(struct cli_args *a, struct err *err)
+{
+	char *end;
+	long v;
+
+	a->timeout_s = CLI_DEFAULT_WAIT_S;
+	if (!a->timeout_str)
+		return 0;
+	v = strtol(a->timeout_str, &end, 10);
+	if (end == a->timeout_str || *end || v <= 0 || v > 86400)
+		return err_set(err, 2, "usage", "--timeout wants seconds (1..86400), not \"%s\"",
+			       a->timeout_str);
+	a->timeout_s = (int)v;
+	return 0;
+}
+
+/* Checks the words and flags against the chosen command. */
+static int bind_command(struct cli_args *a, const struct cli_command **cmd, struct err *err)
+{
+	const struct cli_command *c;
+	int skip, nargs;
+	unsigned extra;
+
+	*cmd = NULL;
+	if (a->npos == 0) {
+		if (a->help || a->version)
+			return 0;
+		return err_set(err, 2, "usage", "no command given (try bureau --help)");
+	}
+	if (!group_exists(a->pos[0]))
+		return err_set(err, 2, "usage", "unknown command \"%s\"", a->pos[0]);
+	c = command_find(a->pos[0], a->npos > 1 ? a->pos[1] : NULL);
+	if (!c) {
+		if (a->help)
+			return 0; /* "bureau desktops --help" */
+		if (a->npos < 2)
+			return err_set(err, 2, "usage", "%s needs a subcommand", a->pos[0]);
+		return err_set(err, 2, "usage", "unknown command \"%s %s\"", a->pos[0], a->pos[1]);
+	}
+	skip = c->verb ? 2 : 1;
+	nargs = a->npos - skip;
+	memmove(a->pos, a->pos + skip, (size_t)nargs * sizeof(a->pos[0]));
+	a->npos = nargs;
+	*cmd = c;
+	if (a->help)
+		return 0;
+	extra = a->seen & ~(OPT_GLOBAL | OPT_VERSION | c->opts);
+	if (extra)
+		return err_set(err, 2, "usage", "flag --%s does not apply to %s%s%s",
+			       option_name(extra & -extra), c->group, c->verb ? " " : "",
+			       c->verb ? c->verb : "");
+	if (nargs < c->min_args)
+		return err_set(err, 2, "usage", "missing argument: bureau %s%s%s %s", c->group,
+			       c->verb ? " " : "", c->verb ? c->verb : "", c->args);
+	if (nargs > c->max_args)
+		return err_set(err, 2, "usage", "unexpected argument \"%s\"", a->pos[c->max_args]);
+	for (int i = 0; i < nargs; i++)
+		if (a->pos[i][0] == '\0')
+			return err_set(err, 2, "usage", "empty argument");
+	return 0;
+}
+
+int cli_args_parse(int argc, char **argv, struct cli_args *a, const struct cli_command **cmd,
+		   struct err *err)
+{
+	int dashdash = 0;
+
+	memset(a, 0, sizeof(*a));
+	a->timeout_s = CLI_DEFAULT_WAIT_S;
+	*cmd = NULL;
+	for (int i = 0; i < argc; i++) {
+		const char *s = argv[i];
+
+		if (!dashdash && strcmp(s, "--") == 0) {
+			dashdash = 1;
+		} else if (!dashdash && s[0] == '-' && s[1] == '-') {
+			if (parse_option(argc, argv, &i, a, err))
+				return -1;
+		} else if (!dashdash && strcmp(s, "-h") == 0) {
+			a->help = 1;
+			a->seen |= OPT_HELP;
+		} else if (!dashdash && s[0] == '-' && s[1] != '\0') {
+			return err_set(err, 2, "usage", "unknown flag %s", s);
+		} else {
+			if (a->npos == CLI_MAX_POSITIONAL)
+				return err_set(err, 2, "usage", "too many arguments");
+			a->pos[a->npos++] = s;
+		}
+	}
+	if (parse_timeout(a, err))
+		return -1;
+	if (a->npos == 1 && strcmp(a->pos[0], "help") == 0) {
+		a->npos = 0;
+		a->help = 1;
+	}
+	return bind_command(a, cmd, err);
+}
+
+void cli_usage(FILE *out)
+{
+	fputs("usage: bureau [flags] COMMAND [ARGS]\n\nCommands:\n", out);
+	for (const struct cli_command *c = cli_commands; c->group; c++) {
+		char left[64];
+
+		snprintf(left, sizeof(left), "%s%s%s%s%s", c->group, c->verb ? " " : "",
+			 c->verb ? c->verb : "", c->args[0] ? " " : "", c->args);
+		fprintf(out, "  %-28s %s\n", left, c->help);
+	}
+	fputs("\nFlags (where they apply):\n", out);
+	for (const struct cli_option *o = options; o->name; o++) {
+		char left[64];
+
+		snprintf(left, sizeof(left), "--%s%s%s", o->name, o->value_name ? " " : "",
+			 o->value_name ? o->value_name : "");
+		fprintf(out, "  %-28s %s\n", left, o->help);
+	}
+	fputs("\nID is a desktop id (dsk_...) or name; WS a workspace id (ws_...) or name.\n"
+	      "Endpoint, key and workspace come from the flags, else BUREAU_ENDPOINT,\n"
+	      "BUREAU_API_KEY and BUREAU_WORKSPACE, else the config file ($BUREAU_CONFIG or\n"
+	      "~/.config/bureau/config) of \"key = value\" lines: endpoint, key, workspace.\n"
+	      "\nExit codes:\n"
+	      "  0  success\n"
+	      "  1  the API answered an error (its message is printed on stderr), or a\n"
+	      "     --wait failed (the desktop went to error, or --timeout passed)\n"
+	      "  2  usage error: unknown command or flag, missing or extra argument\n"
+	      "  3  the endpoint could not be reached\n"
+	      "  4  not found: the API answered 404 (unknown id, or another workspace's)\n",
+	      out);
+}
