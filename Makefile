@@ -23,7 +23,7 @@ $(BUILD)/build.ninja: $(DEPS_STAMP)
 	meson setup $(BUILD) --wipe >/dev/null 2>&1 || meson setup $(BUILD)
 
 images: all
-	image/build.sh --out $(IMAGES) tiny desktop
+	image/build.sh --out $(IMAGES) --agent $(BUILD)/bureau-agent tiny desktop
 
 run: all images
 	$(BUILD)/bureaud --listen $(LISTEN) --state-dir $(STATE) --image-dir $(IMAGES)

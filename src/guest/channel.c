@@ -68,7 +68,8 @@ int ch_decoder_feed(struct ch_decoder *d, const void *data, size_t len, ch_frame
 		struct ch_frame f;
 
 		if (!is_header(p)) {
-			buf_consume(&d->in, off);
+			/* Drop the bad byte too, so the next resync moves on. */
+			buf_consume(&d->in, off + 1);
 			d->synced = 0;
 			return -1;
 		}
@@ -76,7 +77,7 @@ int ch_decoder_feed(struct ch_decoder *d, const void *data, size_t len, ch_frame
 		f.stream = get_u32(p + 4);
 		f.len = get_u32(p + 8);
 		if (f.len > CH_MAX_PAYLOAD) {
-			buf_consume(&d->in, off);
+			buf_consume(&d->in, off + 1);
 			d->synced = 0;
 			return -1;
 		}

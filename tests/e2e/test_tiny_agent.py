@@ -188,7 +188,7 @@ class Vm:
         w = self.work
         args = [
             "qemu-system-x86_64", "-name", "bureau-test-tiny",
-            "-accel", "tcg,tb-size=256", "-m", "512", "-smp", "2",
+            "-machine", "q35", "-accel", "tcg,tb-size=256", "-m", "512", "-smp", "2",
             "-nic", "none", "-display", "none", "-no-reboot",
             "-kernel", os.path.join(self.image, manifest["kernel"]),
             "-initrd", os.path.join(self.image, manifest["initrd"]),
@@ -287,6 +287,16 @@ def exec_tests(a):
        "unknown message type is an error", r)
 
 
+def agent_cpu_ticks(a):
+    """utime + stime of bureau-agent, in clock ticks."""
+    r = a.exec("set -- $(sed 's/.*) //' /proc/$(pidof bureau-agent)/stat); echo $((${12} + ${13}))",
+               "cpu", user="root")
+    try:
+        return int(r.get("stdout", "").strip())
+    except ValueError:
+        return -1
+
+
 def garbage_tests(a):
     a.send_raw(frame(MSG, b"{not json"))
     _, r = a.recv(10, lambda m: m.get("type") == "error")
@@ -328,15 +338,20 @@ def main():
         exec_tests(a)
         garbage_tests(a)
 
-        # The host restarts: a new connection, a new HELLO.
+        # The host restarts: a new connection, a new HELLO. Meanwhile the
+        # agent sees POLLHUP on its port and must not spin.
+        cpu0 = agent_cpu_ticks(a)
         a.close()
-        time.sleep(0.5)
+        time.sleep(5)
         a = Agent(os.path.join(work, "agent.sock"))
         a.hello()
         _, h2 = a.recv(30, lambda m: m.get("type") == "hello")
         _, r = a.recv(30, lambda m: m.get("type") == "ready")
         ok(h2.get("bootId") == h1.get("bootId") and r.get("stage") == "boot",
            "reconnect: new HELLO, same boot, ready re-announced", [h2, r])
+        cpu1 = agent_cpu_ticks(a)
+        ok(cpu0 >= 0 and cpu1 - cpu0 <= 20,
+           "agent stays idle without a host (%d CPU ticks in 5 s)" % (cpu1 - cpu0))
 
         token = "persist-%d" % os.getpid()
         r = a.exec("echo %s > /data/home/agent/note.txt" % token, "w")
