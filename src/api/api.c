@@ -127,8 +127,11 @@ void api_respond_json(struct api_ctx *c, int status, json_t *body)
 
 void api_respond_err(struct api_ctx *c, const struct err *err)
 {
-	http_respond_err(c->req, err);
-	api_ctx_free(c);
+	int status = err->status ? err->status : 500;
+
+	api_respond_json(c, status,
+			 json_pack("{s:{s:s, s:s}}", "error", "code",
+				   *err->code ? err->code : "internal", "message", err->msg));
 }
 
 /* Authentication, on the worker */
@@ -241,8 +244,7 @@ static void api_done(void *arg)
 		if (!*c->err.code)
 			err_set(&c->err, c->status, "internal", "internal error");
 		c->err.status = c->status;
-		http_respond_err(c->req, &c->err);
-		api_ctx_free(c);
+		api_respond_err(c, &c->err);
 		return;
 	}
 	if (c->route->loop) {

@@ -102,14 +102,17 @@ static void sse_ping(uv_timer_t *t)
 		sse_close(x, 1);
 }
 
-static void sse_free(uv_handle_t *h)
+static void sse_free(struct sse *x)
 {
-	struct sse *x = h->data;
-
 	store_events_free(x->held, x->nheld);
 	store_events_free(x->backlog, x->nbacklog);
 	free(x->ws);
 	free(x);
+}
+
+static void sse_ping_closed(uv_handle_t *h)
+{
+	sse_free(h->data);
 }
 
 static void sse_close(struct sse *x, int end_stream)
@@ -125,9 +128,9 @@ static void sse_close(struct sse *x, int end_stream)
 	c->data = NULL;
 	api_ctx_free(c);
 	if (x->live)
-		uv_close((uv_handle_t *)&x->ping, sse_free);
+		uv_close((uv_handle_t *)&x->ping, sse_ping_closed);
 	else
-		sse_free((uv_handle_t *)&x->ping);
+		sse_free(x);
 }
 
 static void sse_peer_closed(struct http_req *req, void *arg)
@@ -234,6 +237,6 @@ void api_events_release(struct api_ctx *c)
 	if (!x)
 		return;
 	bus_unsubscribe(c->app->bus, x->sub);
-	sse_free((uv_handle_t *)&x->ping);
+	sse_free(x);
 	c->data = NULL;
 }
