@@ -23,7 +23,7 @@ if r.status == 200:
     w, h, colours, top = png.stats(r.body)
     t.ok(w >= 800 and h >= 600, "the screen is at least 800x600 (%dx%d)" % (w, h))
     t.ok(colours >= 16 and top < 0.97, "the screenshot is not blank: %d colours, top colour %.0f%%" % (colours, top * 100))
-r = admin.post("/api/desktops/%s/exec" % did, {"command": ["sh", "-c", "id -un; command -v chromium xdotool git python3 node"]})
+r = admin.post("/api/desktops/%s/exec" % did, {"command": ["sh", "-c", "id -un; for p in chromium xdotool git python3 node; do command -v $p; done"]})
 out = r.json().get("stdout", "") if r.status == 200 else ""
 t.ok(r.status == 200 and out.startswith("agent") and all(x in out for x in ("chromium", "xdotool", "git", "python3", "node")),
      "exec runs as the agent user; the image has chromium, xdotool, git, python3, node", r)

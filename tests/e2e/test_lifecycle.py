@@ -81,7 +81,7 @@ t.ok(r.status == 200 and r.json()["stdout"].strip() == marker, "and talks to its
 # kill -9 of the QEMU: error with a reason, visible in the events
 os.kill(pid, signal.SIGKILL)
 d = admin.wait_state(did, ["error"], timeout=30)
-t.ok(d["state"] == "error" and "137" in (d["reason"] or "") or "signal 9" in (d["reason"] or ""),
+t.ok(d["state"] == "error" and ("137" in (d["reason"] or "") or "signal 9" in (d["reason"] or "")),
      "a killed QEMU turns the desktop to error with the reason", d)
 ev = lib.Client(b.port, key=admin.key).get("/api/audit?limit=1")  # keep-alive sanity
 import json, socket
