@@ -293,12 +293,10 @@ static void api_handle(struct http_req *req, void *arg)
 	if (r == 405) {
 		char hdr[200];
 		snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
-		http_respond(req, 405, "application/json",
-			     "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"method not "
-			     "allowed\"}}\n",
-			     strlen("{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"method "
-				    "not allowed\"}}\n"),
-			     hdr);
+		http_respond_json(req, 405,
+				  json_pack("{s:{s:s, s:s}}", "error", "code", "method_not_allowed",
+					    "message", "method not allowed"),
+				  hdr);
 		return;
 	}
 	c = xcalloc(1, sizeof(*c));
