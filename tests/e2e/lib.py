@@ -125,6 +125,39 @@ class Client:
         raise TimeoutError("desktop %s not in %s after %ds: %r" % (desktop_id, states, timeout, d))
 
 
+def follow_events(port, key, last_id=None, n=1, timeout=20, until=None):
+    """Reads /api/events as a client would; returns [(id, type, data)]
+    after n events, after an event for which until(data) is true, or at
+    the timeout."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    hdr = "GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n" % key
+    if last_id is not None:
+        hdr += "Last-Event-ID: %d\r\n" % last_id
+    s.sendall((hdr + "\r\n").encode())
+    buf, got = b"", []
+    deadline = time.time() + timeout
+    while len(got) < n and time.time() < deadline:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        buf += chunk
+        while b"\n\n" in buf:
+            block, buf = buf.split(b"\n\n", 1)
+            fields = dict(l.split(": ", 1) for l in block.decode().split("\n")
+                          if ": " in l and not l.startswith(":"))
+            if "data" in fields:
+                data = json.loads(fields["data"])
+                got.append((int(fields["id"]), fields["event"], data))
+                if until and until(data):
+                    s.close()
+                    return got
+    s.close()
+    return got
+
+
 class Bureaud:
     """A bureaud process on a free loopback port with its own state folder."""
 

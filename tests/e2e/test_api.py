@@ -3,7 +3,6 @@ workspaces, bad input of every kind, the seeds' curl calls, events, audit,
 usage. Desktops here use the tiny image and a plan limit of 2."""
 import json
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -206,29 +205,7 @@ events = []
 
 
 def follow(last_id=None, n=1, timeout=20):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    hdr = "GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n" % key
-    if last_id is not None:
-        hdr += "Last-Event-ID: %d\r\n" % last_id
-    s.sendall((hdr + "\r\n").encode())
-    buf = b""
-    got = []
-    deadline = time.time() + timeout
-    while len(got) < n and time.time() < deadline:
-        try:
-            chunk = s.recv(65536)
-        except socket.timeout:
-            break
-        if not chunk:
-            break
-        buf += chunk
-        while b"\n\n" in buf:
-            block, buf = buf.split(b"\n\n", 1)
-            fields = dict(l.split(": ", 1) for l in block.decode().split("\n") if ": " in l and not l.startswith(":"))
-            if "data" in fields:
-                got.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
-    s.close()
-    return got
+    return lib.follow_events(port, key, last_id=last_id, n=n, timeout=timeout)
 
 
 holder = {}
@@ -243,7 +220,6 @@ if live:
     first = live[0][0]
     replay = follow(last_id=first - 1, n=1, timeout=5)
     t.ok(replay and replay[0][0] == first, "Last-Event-ID resumes right after the id given", replay)
-bob_events = follow(n=1, timeout=3)
 r = anon.get("/api/events")
 t.ok(r.status == 401, "events need credentials", r)
 r = admin.get("/api/events", headers={"Last-Event-ID": "abc"})

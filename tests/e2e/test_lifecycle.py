@@ -83,22 +83,10 @@ os.kill(pid, signal.SIGKILL)
 d = admin.wait_state(did, ["error"], timeout=30)
 t.ok(d["state"] == "error" and ("137" in (d["reason"] or "") or "signal 9" in (d["reason"] or "")),
      "a killed QEMU turns the desktop to error with the reason", d)
-ev = lib.Client(b.port, key=admin.key).get("/api/audit?limit=1")  # keep-alive sanity
-import json, socket
-s = socket.create_connection(("127.0.0.1", b.port), timeout=5)
-s.sendall(("GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nLast-Event-ID: 0\r\n\r\n" % admin.key).encode())
-buf = b""
-deadline = time.time() + 5
-while time.time() < deadline and b'"state":"error"' not in buf:
-    try:
-        chunk = s.recv(65536)
-    except socket.timeout:
-        break
-    if not chunk:
-        break
-    buf += chunk
-s.close()
-t.ok(b'"state":"error"' in buf and b"reason" in buf, "the error and its reason are in the events")
+ev = lib.follow_events(b.port, admin.key, last_id=0, n=1000, timeout=5,
+                       until=lambda e: e.get("state") == "error")
+errors = [e for _, _, e in ev if e.get("state") == "error"]
+t.ok(errors and errors[-1]["reason"], "the error and its reason are in the events", ev[-3:])
 r = admin.post("/api/desktops/%s/start" % did)
 t.ok(r.status == 202, "a desktop in error can be started again", r)
 d = admin.wait_state(did, ["running", "error"], timeout=180)
