@@ -37,6 +37,7 @@ unit: all
 bench: all images
 	bench/api --build $(BUILD) --images $(IMAGES)
 	bench/lifecycle --build $(BUILD) --images $(IMAGES)
+	bench/vnc --build $(BUILD) --images $(IMAGES)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

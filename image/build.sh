@@ -49,6 +49,9 @@ done
 [ "$(id -u)" = 0 ] || { echo "build.sh: must run as root (debootstrap, chroot, file ownership)" >&2; exit 1; }
 [ -f "$AGENT" ] || { echo "build.sh: agent binary not found: $AGENT (build it first)" >&2; exit 1; }
 AGENT="$(cd "$(dirname "$AGENT")" && pwd)/$(basename "$AGENT")"
+# bureau-pilot (issue 6) is built beside bureau-agent, which starts it.
+PILOT="$(dirname "$AGENT")/bureau-pilot"
+[ -f "$PILOT" ] || { echo "build.sh: pilot binary not found: $PILOT (build it first)" >&2; exit 1; }
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 CACHE="$OUT/.cache"
@@ -237,6 +240,7 @@ build_tiny() {
 		hash_files "$HERE/build.sh" $(find "$HERE/tiny" -type f | LC_ALL=C sort)
 		basename "$kdir"
 		sha256sum <"$AGENT"
+		sha256sum <"$PILOT"
 	} | sha)
 	if up_to_date tiny "$hash"; then
 		stage ""
@@ -255,6 +259,17 @@ build_tiny() {
 		[ -e "$root/$a" ] || ln -s /bin/busybox "$root/$a"
 	done
 	install -m 0755 "$AGENT" "$root/sbin/bureau-agent"
+	# The pilot is dynamic (libcurl): its libraries, the loader and the CA
+	# bundle come along at their host paths.
+	install -m 0755 "$PILOT" "$root/sbin/bureau-pilot"
+	for m in $(ldd "$PILOT" | grep -o '/[^ ]*'); do
+		mkdir -p "$root$(dirname "$m")"
+		cp -L "$m" "$root$m"
+	done
+	if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+		mkdir -p "$root/etc/ssl/certs"
+		cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+	fi
 	install -m 0755 "$HERE/tiny/init" "$root/init"
 	install -m 0755 "$HERE/tiny/rcS" "$root/etc/init.d/rcS"
 	install -m 0755 "$HERE/tiny/rcK" "$root/etc/init.d/rcK"
@@ -345,6 +360,7 @@ build_desktop() {
 		hash_files "$HERE/build.sh" $(find "$HERE/desktop" -type f | LC_ALL=C sort)
 		echo "$SUITE $MIRROR"
 		sha256sum <"$AGENT"
+		sha256sum <"$PILOT"
 	} | sha)
 	if up_to_date desktop "$hash"; then
 		log "desktop is up to date ($(readlink "$OUT/desktop/current"))"
@@ -361,6 +377,7 @@ build_desktop() {
 	stage "desktop: configure"
 	tar -C "$HERE/desktop/files" --owner=0 --group=0 -cf - . | tar -C "$r" --no-overwrite-dir -xpf -
 	install -m 0755 "$AGENT" "$r/usr/local/sbin/bureau-agent"
+	install -m 0755 "$PILOT" "$r/usr/local/sbin/bureau-pilot"
 	mkdir -p "$r/etc/bureau"
 	echo desktop >"$r/etc/bureau/image"
 	chroot_mounts "$r"

@@ -7,9 +7,11 @@ set -eu
 PACKAGES="
 build-essential pkg-config meson ninja-build git ca-certificates
 libuv1-dev libjansson-dev libsodium-dev libsqlite3-dev libcurl4-openssl-dev libwslay-dev
+nettle-dev chromium websockify
 node-llhttp nodejs
 qemu-system-x86 qemu-utils debootstrap e2fsprogs busybox-static cpio zstd
 python3 python3-yaml curl wrk socat
+clang libclang-rt-14-dev
 "
 
 missing=""

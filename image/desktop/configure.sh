@@ -13,6 +13,8 @@ if [ -f /etc/xdg/xfce4/panel/default.xml ]; then
 	cp /etc/xdg/xfce4/panel/default.xml /etc/xdg/xfce4/xfconf/xfce-perchannel-xml/xfce4-panel.xml
 fi
 systemctl enable bureau-agent.service bureau-resize-root.service >/dev/null 2>&1
+# The network reaches only the egress proxy (issue 6).
+systemctl enable systemd-networkd.service >/dev/null 2>&1
 systemctl set-default multi-user.target >/dev/null 2>&1
 for u in apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_all.timer \
 	e2scrub_reap.service fstrim.timer systemd-networkd-wait-online.service; do

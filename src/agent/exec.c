@@ -1,8 +1,14 @@
 /* The "exec" request: runs a command as a user, feeds it stdin, collects
  * stdout and stderr, and answers with exec.result once it has exited. Each
  * command runs in its own session (process group), which a timeout kills.
- * Children are plain fork/exec with non-blocking pipes served by the loop. */
+ * Children are plain fork/exec with non-blocking pipes served by the loop.
+ *
+ * The same commands also run as "exec" streams: stdin comes from the
+ * host's DATA (an empty one closes it), stdout and stderr go out as DATA
+ * tagged 1 and 2 as fast as the stream's credit allows, and the exit
+ * status is the CLOSE. Nothing is kept, so output has no limit. */
 #include "agent/agent.h"
+#include "agent/stream.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -28,13 +34,7 @@
  * (background children may hold them open). */
 #define EXEC_DRAIN_MS 500
 
-struct user {
-	char name[64];
-	uid_t uid;
-	gid_t gid;
-	char home[256];
-	char shell[256];
-};
+#define user agent_user
 
 struct exec {
 	json_t *id;
@@ -49,6 +49,8 @@ struct exec {
 	int64_t exited_at;    /* 0 while running */
 	int status;
 	int timed_out;
+	struct astream *st; /* an exec stream, else a one-shot request */
+	int in_eof;	    /* stream: the host closed stdin */
 };
 
 static struct exec *execs[EXEC_MAX];
@@ -64,6 +66,8 @@ int exec_count(void)
 
 /* Looks a user up in /etc/passwd directly: the agent is static, so NSS is
  * not available. Returns 0 when found. */
+static int user_groups(const struct user *u, gid_t *groups, int max);
+
 static int user_lookup(const char *name, struct user *u)
 {
 	FILE *f = fopen("/etc/passwd", "re");
@@ -90,7 +94,36 @@ static int user_lookup(const char *name, struct user *u)
 		found = 0;
 	}
 	fclose(f);
+	if (!found)
+		u->ngroups = user_groups(u, u->groups, (int)(sizeof(u->groups) / sizeof(gid_t)));
 	return found;
+}
+
+int agent_user_of(json_t *msg, struct agent_user *u, char *why, size_t n)
+{
+	json_t *ju = json_object_get(msg, "user");
+	const char *name = json_string_value(ju);
+
+	if (ju && !json_is_string(ju)) {
+		snprintf(why, n, "\"user\" must be a string");
+		return -1;
+	}
+	if (!name)
+		name = user_lookup("agent", u) == 0 ? "agent" : "root";
+	if (user_lookup(name, u)) {
+		snprintf(why, n, "unknown user \"%.64s\"", name);
+		return -1;
+	}
+	return 0;
+}
+
+int agent_user_become(const struct agent_user *u)
+{
+	if (u->uid == 0 && getuid() == 0)
+		return 0;
+	if (setgroups((size_t)u->ngroups, u->groups) || setgid(u->gid) || setuid(u->uid))
+		return -1;
+	return 0;
 }
 
 /* The supplementary groups of a user, from /etc/group. */
@@ -125,6 +158,8 @@ static int user_groups(const struct user *u, gid_t *groups, int max)
 
 static void exec_free(struct exec *e)
 {
+	if (e->st)
+		e->st->impl = NULL;
 	int i;
 
 	for (i = 0; i < EXEC_MAX; i++)
@@ -193,8 +228,24 @@ static json_t *exec_result(struct exec *e)
 /* The command exited and its pipes are drained (or the drain time is up). */
 static void exec_finish(struct exec *e)
 {
-	json_t *m = exec_result(e);
+	json_t *m;
 
+	if (e->st) {
+		m = json_pack(
+		    "{s:o, s:o, s:b}", "exitCode",
+		    WIFEXITED(e->status) && !e->timed_out ? json_integer(WEXITSTATUS(e->status))
+							  : json_null(),
+		    "signal",
+		    WIFSIGNALED(e->status) ? json_integer(WTERMSIG(e->status)) : json_null(),
+		    "timedOut", e->timed_out);
+		log_info("event=exec-stream-done pid=%d status=%d timedOut=%d stream=%u", e->pid,
+			 e->status, e->timed_out, e->st->ch.id);
+		stream_finish(e->st, m);
+		json_decref(m);
+		exec_free(e);
+		return;
+	}
+	m = exec_result(e);
 	log_info("event=exec-done pid=%d status=%d timedOut=%d stdout=%zu stderr=%zu", e->pid,
 		 e->status, e->timed_out, e->out.len, e->err.len);
 	agent_send(e->gen, m);
@@ -226,14 +277,52 @@ static void exec_pipe_read(struct exec *e, int *fd, struct buf *b, int *cut)
 	}
 }
 
+/* Stream mode: forwards what the credit allows, tagged with the output. */
+static void exec_pipe_forward(struct exec *e, int *fd, uint8_t tag)
+{
+	char tmp[CH_MAX_PAYLOAD];
+	size_t room = stream_room(e->st, sizeof(tmp));
+	ssize_t n;
+
+	if (room < 2)
+		return;
+	n = read(*fd, tmp, room - 1);
+	if (n > 0) {
+		stream_send_tagged(e->st, tag, tmp, (size_t)n);
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	close(*fd);
+	*fd = -1;
+}
+
 static void exec_out_cb(void *obj, int fd, short revents)
 {
 	struct exec *e = obj;
 
+	if (e->st) {
+		if (e->st->done)
+			return;
+		if (fd == e->out_fd)
+			exec_pipe_forward(e, &e->out_fd, 1);
+		else if (fd == e->err_fd)
+			exec_pipe_forward(e, &e->err_fd, 2);
+		return;
+	}
 	if (fd == e->out_fd)
 		exec_pipe_read(e, &e->out_fd, &e->out, &e->out_cut);
 	else if (fd == e->err_fd)
 		exec_pipe_read(e, &e->err_fd, &e->err, &e->err_cut);
+}
+
+static void exec_stdin_close(struct exec *e)
+{
+	if (e->in_fd >= 0)
+		close(e->in_fd);
+	e->in_fd = -1;
+	buf_reset(&e->in);
+	e->in_off = 0;
 }
 
 static void exec_in_cb(void *obj, int fd, short revents)
@@ -245,16 +334,32 @@ static void exec_in_cb(void *obj, int fd, short revents)
 		n = write(fd, e->in.data + e->in_off, e->in.len - e->in_off);
 		if (n > 0) {
 			e->in_off += (size_t)n;
+			if (e->st)
+				stream_consumed(e->st, (size_t)n);
 			continue;
 		}
 		if (n < 0 && errno == EAGAIN)
 			return;
 		if (n < 0 && errno == EINTR)
 			continue;
-		break; /* EPIPE: the command does not read its stdin */
+		/* EPIPE: the command does not read its stdin. */
+		if (e->st)
+			stream_consumed(e->st, e->in.len - e->in_off);
+		exec_stdin_close(e);
+		return;
 	}
-	close(e->in_fd);
-	e->in_fd = -1;
+	buf_reset(&e->in);
+	e->in_off = 0;
+	/* A stream's stdin stays open until the host says it is done. */
+	if (!e->st || e->in_eof)
+		exec_stdin_close(e);
+}
+
+/* Whether output can be taken now: always for a request (it keeps a
+ * bounded part), for a stream only while it has credit and room. */
+static int exec_can_read(struct exec *e)
+{
+	return !e->st || stream_room(e->st, 2) >= 2;
 }
 
 void exec_poll(struct agent_poll *p)
@@ -272,16 +377,20 @@ void exec_poll(struct agent_poll *p)
 			kill(-e->pid, SIGKILL);
 			e->timed_out = 1;
 		}
-		if (e->exited_at &&
-		    ((e->out_fd < 0 && e->err_fd < 0) || now >= e->exited_at + EXEC_DRAIN_MS)) {
+		if (e->exited_at && ((e->out_fd < 0 && e->err_fd < 0) ||
+				     (now >= e->exited_at + EXEC_DRAIN_MS && exec_can_read(e)))) {
 			exec_finish(e);
 			continue;
 		}
-		if (e->in_fd >= 0)
+		if (e->st && e->in_eof && e->in_fd >= 0 && e->in_off >= e->in.len) {
+			close(e->in_fd);
+			e->in_fd = -1;
+		}
+		if (e->in_fd >= 0 && (!e->st || e->in_off < e->in.len))
 			agent_poll_add(p, e->in_fd, POLLOUT, exec_in_cb, e);
-		if (e->out_fd >= 0)
+		if (e->out_fd >= 0 && exec_can_read(e))
 			agent_poll_add(p, e->out_fd, POLLIN, exec_out_cb, e);
-		if (e->err_fd >= 0)
+		if (e->err_fd >= 0 && exec_can_read(e))
 			agent_poll_add(p, e->err_fd, POLLIN, exec_out_cb, e);
 		if (e->exited_at)
 			agent_poll_wake(p, e->exited_at + EXEC_DRAIN_MS);
@@ -312,8 +421,7 @@ static void exec_child(char **argv, char **envp, const struct user *u, const cha
 		       int out, int err)
 {
 	sigset_t none;
-	gid_t groups[64];
-	int ng, code;
+	int code;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -322,13 +430,9 @@ static void exec_child(char **argv, char **envp, const struct user *u, const cha
 	dup2(in, 0);
 	dup2(out, 1);
 	dup2(err, 2);
-	if (u->uid != 0 || getuid() != 0) {
-		ng = user_groups(u, groups, 64);
-		if (setgroups((size_t)ng, groups) || setgid(u->gid) || setuid(u->uid)) {
-			dprintf(2, "bureau-agent: cannot become %s: %s\n", u->name,
-				strerror(errno));
-			_exit(126);
-		}
+	if (agent_user_become(u)) {
+		dprintf(2, "bureau-agent: cannot become %s: %s\n", u->name, strerror(errno));
+		_exit(126);
 	}
 	if (chdir(cwd)) {
 		dprintf(2, "bureau-agent: cannot enter %s: %s\n", cwd, strerror(errno));
@@ -370,8 +474,7 @@ static const char *exec_check(json_t *msg, const char **user, const char **cwd, 
 		return "\"argv\" must be a non-empty array of strings";
 	if (json_array_size(argv) > EXEC_MAX_ARGS)
 		return "\"argv\" has too many elements";
-	json_array_foreach(argv, i, v)
-	{
+	json_array_foreach (argv, i, v) {
 		if (!json_is_string(v))
 			return "\"argv\" must be a non-empty array of strings";
 	}
@@ -379,8 +482,7 @@ static const char *exec_check(json_t *msg, const char **user, const char **cwd, 
 		return "\"argv[0]\" is empty";
 	if (env && !json_is_object(env))
 		return "\"env\" must be an object of strings";
-	json_object_foreach(env, k, v)
-	{
+	json_object_foreach (env, k, v) {
 		if (!json_is_string(v) || !k[0] || strchr(k, '='))
 			return "\"env\" must be an object of strings";
 	}
@@ -422,8 +524,7 @@ static char **exec_env(json_t *msg, const struct user *u, int *n)
 		env_set(&envp, n, "DISPLAY", ":0");
 		env_set(&envp, n, "XAUTHORITY", xa);
 	}
-	json_object_foreach(env, k, v)
-	{
+	json_object_foreach (env, k, v) {
 		env_set(&envp, n, k, json_string_value(v));
 	}
 	return envp;
@@ -437,7 +538,8 @@ static int pipe_pair(int p[2])
 }
 
 /* Starts the command; fills e's pipes and pid. Returns 0 or -errno. */
-static int exec_spawn(struct exec *e, json_t *msg, const struct user *u, const char *cwd)
+static int exec_spawn(struct exec *e, json_t *msg, const struct user *u, const char *cwd,
+		      int stdin_pipe)
 {
 	json_t *argv = json_object_get(msg, "argv"), *in = json_object_get(msg, "stdin");
 	int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1}, n, err = 0;
@@ -447,7 +549,7 @@ static int exec_spawn(struct exec *e, json_t *msg, const struct user *u, const c
 
 	for (i = 0; i < argc; i++)
 		args[i] = (char *)json_string_value(json_array_get(argv, i));
-	if (in) {
+	if (in || stdin_pipe) {
 		if (pipe_pair(pin))
 			goto fail;
 	} else if ((pin[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
@@ -528,7 +630,7 @@ void exec_request(json_t *msg, uint64_t gen)
 	e->gen = gen;
 	e->in_fd = e->out_fd = e->err_fd = -1;
 	e->deadline = agent_now_ms() + timeout;
-	r = exec_spawn(e, msg, &u, cwd);
+	r = exec_spawn(e, msg, &u, cwd, 0);
 	if (r) {
 		snprintf(text, sizeof(text), "cannot start command: %s", strerror(-r));
 		agent_send_error(gen, id, text);
@@ -539,3 +641,90 @@ void exec_request(json_t *msg, uint64_t gen)
 	log_info("event=exec pid=%d user=%s argv0=\"%.64s\" timeoutMs=%lld", e->pid, u.name,
 		 json_string_value(json_array_get(json_object_get(msg, "argv"), 0)), timeout);
 }
+
+/* ---- the "exec" stream kind ---- */
+
+static int exec_stream_open(struct astream *s, json_t *msg, json_t *opened, char *why, size_t n)
+{
+	const char *uname, *cwd, *bad;
+	long long timeout;
+	struct user u;
+	struct exec *e;
+	struct stat st;
+	int slot, r;
+
+	if ((bad = exec_check(msg, &uname, &cwd, &timeout))) {
+		snprintf(why, n, "%s", bad);
+		return -1;
+	}
+	if (json_object_get(msg, "stdin")) {
+		snprintf(why, n, "a stream's stdin comes as DATA, not \"stdin\"");
+		return -1;
+	}
+	for (slot = 0; slot < EXEC_MAX && execs[slot]; slot++)
+		;
+	if (slot == EXEC_MAX) {
+		snprintf(why, n, "too many commands running");
+		return -1;
+	}
+	if (agent_user_of(msg, &u, why, n))
+		return -1;
+	if (!cwd)
+		cwd = stat(u.home, &st) == 0 && S_ISDIR(st.st_mode) ? u.home : "/";
+	e = xcalloc(1, sizeof(*e));
+	e->id = json_null();
+	e->in_fd = e->out_fd = e->err_fd = -1;
+	e->deadline = agent_now_ms() + timeout;
+	r = exec_spawn(e, msg, &u, cwd, 1);
+	if (r) {
+		snprintf(why, n, "cannot start command: %s", strerror(-r));
+		exec_free(e);
+		return -1;
+	}
+	e->st = s;
+	s->impl = e;
+	execs[slot] = e;
+	json_object_set_new(opened, "pid", json_integer(e->pid));
+	log_info("event=exec-stream pid=%d user=%s argv0=\"%.64s\" stream=%u", e->pid, u.name,
+		 json_string_value(json_array_get(json_object_get(msg, "argv"), 0)), s->ch.id);
+	return 0;
+}
+
+/* The host's stdin bytes wait in e->in; the window bounds them, and they
+ * are given back as the command reads them. */
+static void exec_stream_data(struct astream *s, const uint8_t *p, size_t len)
+{
+	struct exec *e = s->impl;
+
+	if (!e || e->in_fd < 0) {
+		stream_consumed(s, len); /* stdin closed: dropped, but taken */
+		if (e && !len)
+			e->in_eof = 1;
+		return;
+	}
+	if (!len) {
+		e->in_eof = 1;
+		return;
+	}
+	buf_append(&e->in, p, len);
+}
+
+static void exec_stream_free(struct astream *s, int aborted)
+{
+	struct exec *e = s->impl;
+
+	if (!e)
+		return;
+	if (!e->exited_at) {
+		log_info("event=exec-stream-abort pid=%d", e->pid);
+		kill(-e->pid, SIGKILL);
+	}
+	exec_free(e);
+}
+
+const struct stream_kind stream_kind_exec = {
+    .name = "exec",
+    .open = exec_stream_open,
+    .data = exec_stream_data,
+    .free = exec_stream_free,
+};

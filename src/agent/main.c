@@ -2,6 +2,10 @@
  * virtio-serial port, answers the host's HELLO, dispatches requests on the
  * control stream and reaps children. */
 #include "agent/agent.h"
+#include "agent/config.h"
+#include "agent/pilot_run.h"
+#include "agent/stream.h"
+#include "agent/monitor.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "guest/channel.h"
@@ -89,6 +93,13 @@ int agent_send(uint64_t gen, const json_t *msg)
 	return 0;
 }
 
+struct buf *agent_stream_out(uint64_t gen)
+{
+	if (port.fd < 0 || !port.hello_seen || gen != port.gen)
+		return NULL;
+	return &port.out;
+}
+
 void agent_send_error(uint64_t gen, json_t *id, const char *msg)
 {
 	json_t *m = json_pack("{s:s, s:O?, s:s}", "type", "error", "id", id, "message", msg);
@@ -173,6 +184,7 @@ static void port_host_gone(void)
 		log_info("event=host-gone session=%llu", (unsigned long long)port.gen);
 	port.host_up = 0;
 	port.hello_seen = 0;
+	stream_session_end(CH_LOST);
 	ch_decoder_reset(&port.dec);
 	buf_reset(&port.out);
 	port.retry_at = agent_now_ms() + AGENT_PORT_RETRY_MS;
@@ -224,6 +236,19 @@ static const struct {
 } handlers[] = {
     {"exec", exec_request},
     {"ping", handle_ping},
+    {"open", stream_open_request},
+    {"resize", stream_resize_request},
+    {"file.list", files_list_request},
+    {"file.stat", files_stat_request},
+    {"file.mkdir", files_mkdir_request},
+    {"file.move", files_move_request},
+    {"file.delete", files_delete_request},
+    {"configure", config_configure_request},
+    {"personalize", config_personalize_request},
+    {"chat.send", pilot_run_request},
+    {"chat.interrupt", pilot_run_request},
+    {"approval.decision", pilot_run_request},
+    {"services", services_request},
 };
 
 static void handle_msg(const struct ch_frame *f)
@@ -263,6 +288,7 @@ static int on_frame(const struct ch_frame *f, void *arg)
 	switch (f->type) {
 	case CH_HELLO:
 		/* A host (re)connected: new session, fresh output queue. */
+		stream_session_end("a new session started");
 		port.gen++;
 		port.hello_seen = 1;
 		buf_reset(&port.out);
@@ -275,8 +301,13 @@ static int on_frame(const struct ch_frame *f, void *arg)
 		else
 			log_debug("event=ignore type=msg stream=%u", f->stream);
 		break;
+	case CH_DATA:
+	case CH_CLOSE:
+	case CH_WINDOW:
+		stream_frame(f, port.gen);
+		break;
 	default:
-		log_debug("event=ignore type=%u stream=%u len=%u", f->type, f->stream, f->len);
+		log_warnx("event=ignore type=%u stream=%u len=%u", f->type, f->stream, f->len);
 		break;
 	}
 	return 0;
@@ -363,7 +394,8 @@ static void sig_cb(void *obj, int fd, short revents)
 		}
 	}
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-		if (exec_child_status(pid, status))
+		if (exec_child_status(pid, status) && pty_child_status(pid, status) &&
+		    services_child_status(pid, status) && pilot_run_child_status(pid, status))
 			log_debug("event=reaped pid=%d", pid);
 }
 
@@ -391,8 +423,13 @@ static void loop(int sfd)
 			}
 		}
 		exec_poll(&p);
+		stream_poll(&p);
 		ready_poll(&p);
 		power_poll(&p);
+		metrics_poll(&p);
+		services_poll(&p);
+		config_poll(&p);
+		pilot_run_poll(&p);
 		/* Those may have queued messages: write what the port takes now,
 		 * and ask for POLLOUT for the rest. */
 		if (port_idx >= 0 && port.out.len)
@@ -483,6 +520,7 @@ int main(int argc, char **argv)
 
 	log_info("event=start version=\"%s\" image=%s", AGENT_VERSION, image_name);
 	ready_init(strcmp(image_name, "desktop") == 0);
+	config_init();
 	/* On the desktop systemd-logind owns the power button. */
 	if (power == 1 || (power == -1 && strcmp(image_name, "tiny") == 0))
 		power_init();

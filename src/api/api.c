@@ -2,6 +2,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "core/alerts.h"
 #include "core/core.h"
 #include "vm/driver.h"
 
@@ -30,19 +31,82 @@ static const struct api_route api_routes[] = {
 	{"DELETE", "/api/api-keys/{id}", keys_revoke, NULL, "apikey.revoke", API_NOBODY},
 	{"GET", "/api/tiers", tiers_list, NULL, NULL, 0},
 	{"GET", "/api/desktops", desktops_list, NULL, NULL, 0},
-	{"POST", "/api/desktops", desktops_create, NULL, "desktop.create", 0},
+	{"POST", "/api/desktops", desktops_create, desktops_create_loop, "desktop.create", 0},
 	{"GET", "/api/desktops/{id}", desktops_get, NULL, NULL, 0},
 	{"DELETE", "/api/desktops/{id}", desktops_delete, NULL, "desktop.destroy", API_NOBODY},
 	{"POST", "/api/desktops/{id}/start", desktops_start, NULL, "desktop.start", API_NOBODY},
-	{"POST", "/api/desktops/{id}/stop", desktops_stop, NULL, "desktop.stop", API_NOBODY},
+	{"POST", "/api/desktops/{id}/stop", desktops_stop, desktops_stop_loop, "desktop.stop", 0},
+	{"GET", "/api/desktops/{id}/snapshots", snapshots_list, NULL, NULL, 0},
+	{"POST", "/api/desktops/{id}/snapshots", snapshots_create, snapshots_queue,
+	 "desktop.snapshot.create", 0},
+	{"POST", "/api/desktops/{id}/snapshots/{sid}/restore", snapshots_restore, snapshots_queue,
+	 "desktop.snapshot.restore", API_NOBODY},
+	{"DELETE", "/api/desktops/{id}/snapshots/{sid}", snapshots_delete, snapshots_queue,
+	 "desktop.snapshot.delete", API_NOBODY},
+	{"GET", "/api/templates", templates_auth, templates_list, NULL, 0},
+	{"POST", "/api/templates", templates_check, templates_build, "template.build", API_ADMIN},
+	{"GET", "/api/workspaces/{id}/ssh-keys", ssh_keys_get, NULL, NULL, 0},
+	{"PUT", "/api/workspaces/{id}/ssh-keys", ssh_keys_put, NULL, "workspace.ssh_keys.set", 0},
 	{"POST", "/api/desktops/{id}/restart", desktops_restart, NULL, "desktop.restart",
 	 API_NOBODY},
 	{"GET", "/api/desktops/{id}/screenshot", desktops_running, desktops_screenshot, NULL, 0},
 	{"POST", "/api/desktops/{id}/exec", desktops_exec_check, desktops_exec, "desktop.exec",
 	 0},
+	{"GET", "/api/desktops/{id}/files", files_check, files_download, NULL, 0},
+	{"PUT", "/api/desktops/{id}/files", files_upload_check, files_upload, "desktop.file.upload",
+	 API_UPLOAD},
+	{"DELETE", "/api/desktops/{id}/files", files_delete_check, files_delete,
+	 "desktop.file.delete", API_NOBODY},
+	{"GET", "/api/desktops/{id}/files/list", files_check, files_list, NULL, 0},
+	{"GET", "/api/desktops/{id}/files/stat", files_check, files_stat, NULL, 0},
+	{"POST", "/api/desktops/{id}/files/mkdir", files_mkdir_check, files_mkdir,
+	 "desktop.file.mkdir", 0},
+	{"POST", "/api/desktops/{id}/files/move", files_move_check, files_move,
+	 "desktop.file.move", 0},
+	{"POST", "/api/desktops/{id}/console-ticket", console_ticket_create, NULL,
+	 "desktop.console.ticket", API_NOBODY},
+	{"GET", "/api/desktops/{id}/vnc", console_vnc_check, console_vnc_open,
+	 "desktop.console.connect", API_TICKET},
+	{"GET", "/api/desktops/{id}/terminal", console_terminal_check, console_terminal_open,
+	 "desktop.console.connect", API_TICKET},
+	/* Issue 6: the pilot (chat.c, approvals.c) */
+	{"POST", "/api/desktops/{id}/chat", chat_post, chat_post_deliver, "chat.send", 0},
+	{"GET", "/api/desktops/{id}/chat", chat_list, NULL, NULL, 0},
+	{"POST", "/api/desktops/{id}/chat/interrupt", chat_interrupt_check, chat_interrupt,
+	 "chat.interrupt", API_NOBODY},
+	{"GET", "/api/desktops/{id}/usage", chat_usage, NULL, NULL, 0},
+	{"GET", "/api/desktops/{id}/egress", egress_log_list, NULL, NULL, 0},
+	{"GET", "/api/workspaces/{id}/egress", egress_allow_get, NULL, NULL, 0},
+	{"PUT", "/api/workspaces/{id}/egress", egress_allow_put, egress_allow_apply,
+	 "workspace.egress.set", 0},
+	{"GET", "/api/workspaces/{id}/approval-rules", approval_rules_get, NULL, NULL, 0},
+	{"PUT", "/api/workspaces/{id}/approval-rules", approval_rules_put, NULL,
+	 "workspace.approval_rules.set", 0},
+	{"GET", "/api/approvals", approvals_list, NULL, NULL, 0},
+	{"GET", "/api/approvals/{id}", approvals_get, NULL, NULL, 0},
+	{"POST", "/api/approvals/{id}", approvals_decide, approvals_decided, "approval.decide", 0},
+	{"GET", "/api/approvals/{id}/screenshot", approvals_screenshot_load,
+	 approvals_screenshot_send, NULL, 0},
 	{"GET", "/api/events", events_open, events_stream, "events.subscribe", 0},
 	{"GET", "/api/audit", audit_list, NULL, NULL, 0},
 	{"GET", "/api/usage", usage_get, NULL, NULL, 0},
+	{"GET", "/api/desktops/{id}/metrics", desktops_metrics, NULL, NULL, 0},
+	{"GET", "/metrics", prom_collect, prom_respond, NULL, API_PUBLIC},
+	{"GET", "/api/desktops/{id}/services", services_list, NULL, NULL, 0},
+	{"POST", "/api/desktops/{id}/services", services_create, services_changed,
+	 "desktop.service.add", 0},
+	{"DELETE", "/api/desktops/{id}/services/{name}", services_delete, services_changed,
+	 "desktop.service.remove", API_NOBODY},
+	{"GET", "/api/alerts", alerts_list, NULL, NULL, 0},
+	{"POST", "/api/alerts/{id}/ack", alerts_ack, alerts_ack_deliver, "alert.acknowledge",
+	 API_NOBODY},
+	{"GET", "/api/workspaces/{id}/alert-rules", alert_rules_get, NULL, NULL, 0},
+	{"PUT", "/api/workspaces/{id}/alert-rules", alert_rules_put, alert_rules_changed,
+	 "workspace.alert_rules.set", 0},
+	{"GET", "/api/workspaces/{id}/webhook", webhook_get, NULL, NULL, 0},
+	{"PUT", "/api/workspaces/{id}/webhook", webhook_put, NULL, "workspace.webhook.set", 0},
+	{"DELETE", "/api/workspaces/{id}/webhook", webhook_delete, NULL,
+	 "workspace.webhook.delete", API_NOBODY},
 };
 
 #define NROUTES (sizeof(api_routes) / sizeof(api_routes[0]))
@@ -136,12 +200,35 @@ void api_respond_err(struct api_ctx *c, const struct err *err)
 
 /* Authentication, on the worker */
 
+/* A console ticket stands for its user on its desktop's console only. */
+static int authenticate_ticket(struct api_ctx *c, const char *ticket)
+{
+	char user_id[ID_MAX];
+	struct err err = ERR_INIT;
+
+	if (console_ticket_redeem(ticket, user_id, c->ticket_desktop) ||
+	    store_user_get(c->s, user_id, &c->user, &err)) {
+		c->ticket_desktop[0] = '\0';
+		return err_set(&c->err, 401, "unauthorized", "invalid, expired or used ticket");
+	}
+	c->authed = 1;
+	return 0;
+}
+
 static int authenticate(struct api_ctx *c)
 {
 	char hash[HASH_HEX_LEN + 1];
+	char ticket[128];
 	struct api_key key;
 	struct err err = ERR_INIT;
 
+	if ((c->route->flags & API_TICKET) &&
+	    http_req_query(c->req, "ticket", ticket, sizeof(ticket)) >= 0) {
+		int r = authenticate_ticket(c, ticket);
+
+		sodium_memzero(ticket, sizeof(ticket));
+		return r;
+	}
 	if (*c->bearer) {
 		token_hash(c->bearer, hash);
 		if (store_key_user(c->s, hash, &key, &c->user, &err) == 0) {
@@ -227,6 +314,7 @@ static void api_done(void *arg)
 
 	for (int i = 0; i < c->nev; i++)
 		core_publish(c->app, &c->ev[i]);
+	alerts_note_answer(c->app, c->audit_ws, c->status);
 	if (*c->kick) {
 		if (c->restart)
 			core_restart(c->app, c->kick);
@@ -286,6 +374,8 @@ static void api_handle(struct http_req *req, void *arg)
 	int r;
 
 	r = route_find(routes, NROUTES, req->method, req->path, &m, allow, sizeof(allow));
+	if (r == 404 && static_serve(app, req))
+		return;
 	if (r == 404) {
 		http_respond_error(req, 404, "no_route", "no such endpoint");
 		return;
@@ -328,6 +418,31 @@ static void health(struct api_ctx *c)
 				   "accel", *c->app->accel ? c->app->accel : "probing"));
 }
 
+static const struct api_route *api_route_of(const struct http_req *req)
+{
+	struct route_match m;
+	char allow[128];
+
+	if (route_find(routes, NROUTES, req->method, req->path, &m, allow, sizeof(allow)) != 200)
+		return NULL;
+	return m.route->handler;
+}
+
+/* Uploads (API_UPLOAD) take large bodies, streamed; the rest the default. */
+static size_t api_body_limit(const struct http_req *req, void *arg)
+{
+	const struct api_route *r = api_route_of(req);
+
+	return r && (r->flags & API_UPLOAD) ? (size_t)API_UPLOAD_MAX : HTTP_MAX_BODY_LEN;
+}
+
+static int api_body_stream(const struct http_req *req, void *arg)
+{
+	const struct api_route *r = api_route_of(req);
+
+	return r && (r->flags & API_UPLOAD);
+}
+
 void api_init(struct app *app)
 {
 	for (size_t i = 0; i < NROUTES; i++) {
@@ -336,4 +451,7 @@ void api_init(struct app *app)
 		routes[i].handler = (void *)&api_routes[i];
 	}
 	app->http = http_server_new(app->loop, api_handle, app);
+	http_server_set_body_limit(app->http, api_body_limit, NULL);
+	http_server_set_body_stream(app->http, api_body_stream, NULL);
+	alerts_init(app);
 }

@@ -17,6 +17,9 @@
 #define API_PUBLIC 1 /* no credentials needed */
 #define API_ADMIN 2  /* the caller must be an administrator */
 #define API_NOBODY 4 /* the request must not carry a body beyond "{}" */
+#define API_TICKET 8 /* a console ticket (?ticket=) also authenticates */
+#define API_UPLOAD 16 /* the body streams to the handler, up to API_UPLOAD_MAX */
+#define API_UPLOAD_MAX (64ULL * 1024 * 1024 * 1024)
 
 struct api_ctx;
 
@@ -45,6 +48,7 @@ struct api_ctx {
 	int authed;
 	struct user user;
 	char key_id[ID_MAX];
+	char ticket_desktop[ID_MAX]; /* authenticated by a ticket for this desktop */
 
 	/* the answer */
 	int status;
@@ -112,16 +116,98 @@ void desktops_get(struct api_ctx *c);
 void desktops_delete(struct api_ctx *c);
 void desktops_start(struct api_ctx *c);
 void desktops_stop(struct api_ctx *c);
+/* issue 5: create/stop on the loop, snapshots.c, templates.c */
+void desktops_create_loop(struct api_ctx *c);
+void desktops_stop_loop(struct api_ctx *c);
+void snapshots_list(struct api_ctx *c);
+void snapshots_create(struct api_ctx *c);
+void snapshots_restore(struct api_ctx *c);
+void snapshots_delete(struct api_ctx *c);
+void snapshots_queue(struct api_ctx *c);
+void templates_auth(struct api_ctx *c);
+void templates_list(struct api_ctx *c);
+void templates_check(struct api_ctx *c);
+void templates_build(struct api_ctx *c);
+void ssh_keys_get(struct api_ctx *c);
+void ssh_keys_put(struct api_ctx *c);
 void desktops_restart(struct api_ctx *c);
 void desktops_running(struct api_ctx *c);
 void desktops_exec_check(struct api_ctx *c);
 void desktops_screenshot(struct api_ctx *c);
 void desktops_exec(struct api_ctx *c);
+/* exec_stream.c: the ?stream=true answer of exec (c->body is checked). */
+struct vm;
+void exec_stream_start(struct api_ctx *c, struct vm *vm);
+/* files.c: files of a desktop through its agent */
+void files_check(struct api_ctx *c);
+void files_delete_check(struct api_ctx *c);
+void files_upload_check(struct api_ctx *c);
+void files_mkdir_check(struct api_ctx *c);
+void files_move_check(struct api_ctx *c);
+void files_download(struct api_ctx *c);
+void files_upload(struct api_ctx *c);
+void files_delete(struct api_ctx *c);
+void files_list(struct api_ctx *c);
+void files_stat(struct api_ctx *c);
+void files_mkdir(struct api_ctx *c);
+void files_move(struct api_ctx *c);
+/* The agent's error answer ({"message"|"error","errno"}) as an API error. */
+void files_agent_err(json_t *j, struct err *err);
 void events_open(struct api_ctx *c);
 void events_stream(struct api_ctx *c);
 void api_events_hold(struct api_ctx *c);
 void api_events_release(struct api_ctx *c);
 void audit_list(struct api_ctx *c);
 void usage_get(struct api_ctx *c);
+/* metrics.c, services.c, alerts.c (issue 3) */
+void desktops_metrics(struct api_ctx *c);
+void prom_collect(struct api_ctx *c);
+void prom_respond(struct api_ctx *c);
+void services_list(struct api_ctx *c);
+void services_create(struct api_ctx *c);
+void services_delete(struct api_ctx *c);
+void services_changed(struct api_ctx *c);
+void alerts_list(struct api_ctx *c);
+void alerts_ack(struct api_ctx *c);
+void alerts_ack_deliver(struct api_ctx *c);
+void alert_rules_get(struct api_ctx *c);
+void alert_rules_put(struct api_ctx *c);
+void alert_rules_changed(struct api_ctx *c);
+void webhook_get(struct api_ctx *c);
+void webhook_put(struct api_ctx *c);
+void webhook_delete(struct api_ctx *c);
+/* chat.c, approvals.c: the pilot (issue 6) */
+void chat_post(struct api_ctx *c);
+void chat_post_deliver(struct api_ctx *c);
+void chat_list(struct api_ctx *c);
+void chat_interrupt_check(struct api_ctx *c);
+void chat_interrupt(struct api_ctx *c);
+void chat_usage(struct api_ctx *c);
+void egress_log_list(struct api_ctx *c);
+void egress_allow_get(struct api_ctx *c);
+void egress_allow_put(struct api_ctx *c);
+void egress_allow_apply(struct api_ctx *c);
+void approval_rules_get(struct api_ctx *c);
+void approval_rules_put(struct api_ctx *c);
+void approvals_list(struct api_ctx *c);
+void approvals_get(struct api_ctx *c);
+void approvals_decide(struct api_ctx *c);
+void approvals_decided(struct api_ctx *c);
+void approvals_screenshot_load(struct api_ctx *c);
+void approvals_screenshot_send(struct api_ctx *c);
+/* console.c: tickets, the screen (VNC) and the terminal over WebSockets */
+void console_ticket_create(struct api_ctx *c);
+void console_vnc_check(struct api_ctx *c);
+void console_vnc_open(struct api_ctx *c);
+void console_terminal_check(struct api_ctx *c);
+void console_terminal_open(struct api_ctx *c);
+/* Takes a console ticket (any thread): fills the user and desktop it was
+ * issued for and forgets it. Returns -1 for an unknown, used or expired
+ * ticket. */
+int console_ticket_redeem(const char *token, char user_id[ID_MAX], char desktop_id[ID_MAX]);
+/* static.c: GET/HEAD of the pages and their files (web/, the vendored
+ * libraries). Returns 1 when it answered the request, 0 when the path is
+ * not one of its own. */
+int static_serve(struct app *app, struct http_req *req);
 
 #endif

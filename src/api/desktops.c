@@ -5,9 +5,12 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "core/core.h"
+#include "core/instant.h"
 #include "core/state.h"
 #include "vm/driver.h"
 
+#include <ctype.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,18 @@
 #define EXEC_MAX_STDIN (32 * 1024)
 #define EXEC_MAX_ENV 64
 #define EXEC_MAX_TIMEOUT_MS (60 * 60 * 1000)
+/* First-boot configuration of a create. */
+#define SETUP_PASSWORD_MAX 256
+#define SETUP_KEY_MAX 512
+#define SETUP_MODEL_MAX 128
+#define SETUP_TIMEZONE_MAX 64
+#define SETUP_ENV_MAX 64
+#define SETUP_ENV_VALUE_MAX 4096
+/* stdout and stderr of a one-shot exec together travel in one channel
+ * frame: beyond this they are cut ("truncated": true). */
+#define EXEC_OUTPUT_LIMIT (64 * 1024)
+
+static json_t *desktop_json_full(struct api_ctx *c, const struct desktop *d);
 
 void desktops_list(struct api_ctx *c)
 {
@@ -41,7 +56,7 @@ void desktops_list(struct api_ctx *c)
 	}
 	out = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(out, desktop_json(&list[i]));
+		json_array_append_new(out, desktop_json_full(c, &list[i]));
 	free(list);
 	api_ok(c, 200, json_pack("{s:o}", "desktops", out));
 }
@@ -68,15 +83,168 @@ static int create_workspace(struct api_ctx *c, const char *ws_id, struct workspa
 	return 0;
 }
 
-static int create_fill(struct api_ctx *c, json_t *b, struct desktop *d, struct workspace *w)
+/* The desktop with the issue 5 fields (boot path, setup, saved machine). */
+static json_t *desktop_json_full(struct api_ctx *c, const struct desktop *d)
 {
-	const char *name, *ws_id, *tier_id, *image;
+	json_t *j = desktop_json(d);
+	struct desktop_extra x;
+	struct err err = ERR_INIT;
+
+	if (store_desktop_extra_get(c->s, d->id, &x, &err) == 0)
+		desktop_json_extra(c->app, j, d, &x);
+	return j;
+}
+
+static int setup_check_string(json_t *b, const char *key, size_t min, size_t max, int printable,
+			      const char **out, struct err *err)
+{
+	if (json_get_string(b, key, 0, out, err))
+		return -1;
+	if (!*out)
+		return 0;
+	if (strlen(*out) != json_string_length(json_object_get(b, key)) || strlen(*out) < min ||
+	    strlen(*out) > max)
+		return err_set(err, 400, "invalid_request", "%s must be %zu..%zu characters", key,
+			       min, max);
+	for (const char *p = *out; printable && *p; p++)
+		if ((unsigned char)*p < 0x21 || *p == 0x7f)
+			return err_set(err, 400, "invalid_request",
+				       "%s must be printable, without spaces", key);
+	return 0;
+}
+
+static int setup_check_timezone(const char *tz, struct err *err)
+{
+	if (strlen(tz) > SETUP_TIMEZONE_MAX || tz[0] == '/' || strstr(tz, ".."))
+		return err_set(err, 400, "invalid_request", "timezone is not a zone name");
+	for (const char *p = tz; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("/_+-", *p))
+			return err_set(err, 400, "invalid_request", "timezone is not a zone name");
+	return 0;
+}
+
+static int setup_check_env(json_t *env, struct err *err)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(env))
+		return err_set(err, 400, "invalid_type", "env must be an object of strings");
+	if (json_object_size(env) > SETUP_ENV_MAX)
+		return err_set(err, 400, "invalid_request", "env has more than %d variables",
+			       SETUP_ENV_MAX);
+	json_object_foreach(env, k, v) {
+		int ok = *k && strlen(k) <= 128 && (isalpha((unsigned char)*k) || *k == '_');
+		for (const char *p = k; ok && *p; p++)
+			ok = isalnum((unsigned char)*p) || *p == '_';
+		if (!ok)
+			return err_set(err, 400, "invalid_request",
+				       "env names are letters, digits and _, not starting with a digit");
+		if (!json_is_string(v) || json_string_length(v) > SETUP_ENV_VALUE_MAX ||
+		    strlen(json_string_value(v)) != json_string_length(v))
+			return err_set(err, 400, "invalid_request",
+				       "env values are strings of at most %d bytes without NUL",
+				       SETUP_ENV_VALUE_MAX);
+	}
+	return 0;
+}
+
+/* The first-boot fields of a create: checked here, handed to the
+ * reconciler in memory. *setup gets what must never be stored. */
+static int setup_fill(json_t *b, json_t **setup, char *items, size_t n, struct err *err)
+{
+	const char *provider, *model, *key, *password, *tz;
+	json_t *env = json_object_get(b, "env");
+
+	*setup = NULL;
+	if (setup_check_string(b, "provider", 1, 32, 1, &provider, err) ||
+	    setup_check_string(b, "model", 1, SETUP_MODEL_MAX, 1, &model, err) ||
+	    setup_check_string(b, "apiKey", 8, SETUP_KEY_MAX, 1, &key, err) ||
+	    setup_check_string(b, "password", 1, SETUP_PASSWORD_MAX, 0, &password, err) ||
+	    setup_check_string(b, "timezone", 1, SETUP_TIMEZONE_MAX, 1, &tz, err))
+		return -1;
+	if (provider && strcmp(provider, "anthropic") && strcmp(provider, "openai") &&
+	    strcmp(provider, "openrouter"))
+		return err_set(err, 400, "invalid_request",
+			       "unknown provider \"%.32s\" (anthropic, openai or openrouter)",
+			       provider);
+	if ((model || key) && !provider)
+		return err_set(err, 400, "invalid_request", "model and apiKey need a provider");
+	if ((tz && setup_check_timezone(tz, err)) || (env && setup_check_env(env, err)))
+		return -1;
+	snprintf(items, n, "hostname,sshKeys");
+	*setup = json_object();
+	if (password) {
+		json_object_set_new(*setup, "password", json_string(password));
+		strncat(items, ",password", n - strlen(items) - 1);
+	}
+	if (tz) {
+		json_object_set_new(*setup, "timezone", json_string(tz));
+		strncat(items, ",timezone", n - strlen(items) - 1);
+	}
+	if (env) {
+		json_object_set_new(*setup, "env", json_deep_copy(env));
+		strncat(items, ",env", n - strlen(items) - 1);
+	}
+	if (provider) {
+		json_object_set_new(*setup, "provider",
+				    json_pack("{s:s, s:s?, s:s?}", "provider", provider, "model",
+					      model, "apiKey", key));
+		strncat(items, ",provider", n - strlen(items) - 1);
+	}
+	return 0;
+}
+
+/* A fork takes its machine from the snapshot: same image version and
+ * size, same workspace; the snapshot must be one the caller may see. */
+static int fork_fill(struct api_ctx *c, const char *sid, json_t *b, struct desktop *d,
+		     struct desktop_extra *x)
+{
+	struct snapshot sn;
+	struct desktop src;
+	const char *tier, *image;
+
+	if (name_check("fromSnapshot", sid, &c->err) ||
+	    store_snapshot_get(c->s, NULL, sid, &sn, &c->err) ||
+	    store_desktop_get_for_user(c->s, c->user.id, sn.desktop_id, &src, &c->err)) {
+		if (c->err.status == 404)
+			err_set(&c->err, 404, "not_found", "snapshot %.40s not found", sid);
+		return -1;
+	}
+	if (strcmp(sn.state, "ready"))
+		return err_set(&c->err, 409, "conflict", "snapshot %s is %s, not ready", sid,
+			       sn.state);
+	json_get_string(b, "tier", 0, &tier, &c->err);
+	json_get_string(b, "image", 0, &image, &c->err);
+	if ((tier && strcmp(tier, sn.tier)) || (image && strcmp(image, sn.image)))
+		return err_set(&c->err, 400, "invalid_request",
+			       "a fork has its snapshot's tier (%s) and image (%s)", sn.tier,
+			       sn.image);
+	if (strcmp(d->workspace_id, sn.workspace_id))
+		return err_set(&c->err, 400, "invalid_request",
+			       "a fork lives in its snapshot's workspace (%s)", sn.workspace_id);
+	snprintf(d->tier, sizeof(d->tier), "%s", sn.tier);
+	snprintf(d->image, sizeof(d->image), "%s", sn.image);
+	snprintf(d->image_version, sizeof(d->image_version), "%s", sn.image_version);
+	d->vcpus = sn.vcpus;
+	d->memory_mb = sn.memory_mb;
+	d->disk_gb = sn.disk_gb;
+	snprintf(x->source_snapshot, sizeof(x->source_snapshot), "%s", sn.id);
+	snprintf(x->source_desktop, sizeof(x->source_desktop), "%s", sn.desktop_id);
+	return 0;
+}
+
+static int create_fill(struct api_ctx *c, json_t *b, struct desktop *d, struct workspace *w,
+		       struct desktop_extra *x)
+{
+	const char *name, *ws_id, *tier_id, *image, *sid;
 	const struct tier *tier;
 
 	if (json_get_string(b, "name", 1, &name, &c->err) ||
 	    json_get_string(b, "workspaceId", 0, &ws_id, &c->err) ||
 	    json_get_string(b, "tier", 0, &tier_id, &c->err) ||
 	    json_get_string(b, "image", 0, &image, &c->err) ||
+	    json_get_string(b, "fromSnapshot", 0, &sid, &c->err) ||
 	    name_check("name", name, &c->err))
 		return -1;
 	tier = tier_find(tier_id ? tier_id : "free");
@@ -91,37 +259,66 @@ static int create_fill(struct api_ctx *c, json_t *b, struct desktop *d, struct w
 	if (create_workspace(c, ws_id, w))
 		return -1;
 	memset(d, 0, sizeof(*d));
+	memset(x, 0, sizeof(*x));
 	id_new(d->id, sizeof(d->id), "dsk");
 	snprintf(d->workspace_id, sizeof(d->workspace_id), "%s", w->id);
 	snprintf(d->name, sizeof(d->name), "%s", name);
 	snprintf(d->tier, sizeof(d->tier), "%s", tier->id);
 	snprintf(d->image, sizeof(d->image), "%s", image);
-	if (vm_image_current(c->app->driver, image, d->image_version, sizeof(d->image_version),
-			     &c->err))
-		return -1;
-	snprintf(d->state, sizeof(d->state), "provisioning");
-	snprintf(d->desired_state, sizeof(d->desired_state), "running");
 	d->vcpus = tier->vcpus;
 	d->memory_mb = tier->memory_mb;
 	d->disk_gb = tier->disk_gb;
+	if (sid ? fork_fill(c, sid, b, d, x)
+		: vm_image_current(c->app->driver, image, d->image_version,
+				   sizeof(d->image_version), &c->err))
+		return -1;
+	snprintf(d->state, sizeof(d->state), "provisioning");
+	snprintf(d->desired_state, sizeof(d->desired_state), "running");
 	d->created_at = d->updated_at = d->state_changed_at = now_ms();
+	snprintf(x->setup_state, sizeof(x->setup_state), "pending");
 	return 0;
+}
+
+/* A malformed body may hold a secret: jansson's message quotes the text
+ * near the error, so that part is dropped. */
+static void create_body_error_scrub(struct api_ctx *c)
+{
+	char *near = strstr(c->err.msg, " near ");
+
+	if (near)
+		*near = '\0';
+}
+
+static void create_wipe(struct api_ctx *c)
+{
+	if (c->body)
+		core_setup_wipe(c->body);
+	if (c->req->body)
+		sodium_memzero(c->req->body, c->req->body_len);
 }
 
 void desktops_create(struct api_ctx *c)
 {
-	static const char *const allowed[] = {"name", "workspaceId", "tier", "image", NULL};
+	static const char *const allowed[] = {"name",	  "workspaceId", "tier",	 "image",
+					      "provider", "model",	 "apiKey",	 "password",
+					      "timezone", "env",	 "fromSnapshot", NULL};
 	struct desktop d;
+	struct desktop_extra x;
 	struct workspace w;
 	int64_t count;
+	json_t *setup = NULL;
 	json_t *b = api_body(c, allowed, 0);
 
-	if (!b)
+	if (!b) {
+		create_body_error_scrub(c);
+		create_wipe(c);
 		return;
+	}
 	c->body = b;
-	if (create_fill(c, b, &d, &w)) {
+	if (create_fill(c, b, &d, &w, &x) ||
+	    setup_fill(b, &setup, x.setup_items, sizeof(x.setup_items), &c->err)) {
 		api_fail(c, &c->err);
-		return;
+		goto out;
 	}
 	snprintf(c->audit_ws, sizeof(c->audit_ws), "%s", w.id);
 	if (store_begin(c->s, &c->err))
@@ -135,23 +332,45 @@ void desktops_create(struct api_ctx *c)
 			w.id, (long long)count, w.plan_limit);
 		goto rollback;
 	}
-	if (store_desktop_insert(c->s, &d, &c->err))
+	if (store_desktop_insert(c->s, &d, &c->err) ||
+	    store_desktop_extra_put(c->s, d.id, &x, d.created_at, &c->err))
 		goto rollback;
 	if (core_store_event(c->s, &d, "desktop.created",
-			     json_pack("{s:s, s:s, s:s, s:s}", "state", d.state, "desiredState",
-				       d.desired_state, "tier", d.tier, "image", d.image),
+			     json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "state", d.state,
+				       "desiredState", d.desired_state, "tier", d.tier, "image",
+				       d.image, "setupItems", x.setup_items, "fromSnapshot",
+				       *x.source_snapshot ? json_string(x.source_snapshot)
+							  : json_null()),
 			     api_event_slot(c), &c->err))
 		goto rollback;
 	if (store_commit(c->s, &c->err))
 		goto rollback;
 	snprintf(c->kick, sizeof(c->kick), "%s", d.id);
-	c->audit_detail = json_pack("{s:s, s:s}", "desktopId", d.id, "name", d.name);
-	api_ok(c, 201, desktop_json(&d));
-	return;
+	c->audit_detail = json_pack("{s:s, s:s, s:s}", "desktopId", d.id, "name", d.name,
+				    "setupItems", x.setup_items);
+	c->d = d;
+	c->data = setup; /* to the reconciler, on the loop */
+	setup = NULL;
+	api_ok(c, 201, desktop_json_full(c, &d));
+	goto out;
 rollback:
 	store_rollback(c->s);
 fail:
 	api_fail(c, &c->err);
+out:
+	if (setup) {
+		core_setup_wipe(setup);
+		json_decref(setup);
+	}
+	create_wipe(c);
+}
+
+/* On the loop: the secrets go to the reconciler's memory. */
+void desktops_create_loop(struct api_ctx *c)
+{
+	core_setup_give(c->app, c->d.id, c->data);
+	c->data = NULL;
+	api_respond_json(c, c->status, json_incref(c->resp));
 }
 
 /* The desktop named by the path, if the caller may see it (else 404). */
@@ -166,7 +385,7 @@ static int desktop_load(struct api_ctx *c)
 void desktops_get(struct api_ctx *c)
 {
 	if (desktop_load(c) == 0)
-		api_ok(c, 200, desktop_json(&c->d));
+		api_ok(c, 200, desktop_json_full(c, &c->d));
 }
 
 /* Moves the desired state (and, when given, the observed state first) in
@@ -192,7 +411,7 @@ static void desktop_change(struct api_ctx *c, const char *state, const char *des
 	if (store_commit(c->s, &c->err))
 		goto rollback;
 	snprintf(c->kick, sizeof(c->kick), "%s", c->d.id);
-	api_ok(c, 202, desktop_json(&c->d));
+	api_ok(c, 202, desktop_json_full(c, &c->d));
 	return;
 rollback:
 	store_rollback(c->s);
@@ -209,13 +428,34 @@ void desktops_start(struct api_ctx *c)
 	desktop_change(c, !strcmp(c->d.state, "error") ? "stopped" : NULL, "running");
 }
 
+/* {"mode":"hibernate"} (the default: memory and processes kept) or
+ * {"mode":"shutdown"} (graceful power-off). */
 void desktops_stop(struct api_ctx *c)
 {
-	if (desktop_load(c) || state_check_stop(c->d.state, c->d.desired_state, &c->err)) {
+	static const char *const allowed[] = {"mode", NULL};
+	const char *mode = NULL;
+	json_t *b = api_body(c, allowed, 1);
+
+	if (!b)
+		return;
+	c->body = b;
+	if (json_get_string(b, "mode", 0, &mode, &c->err) ||
+	    state_check_stop_mode(mode, &c->err) || desktop_load(c) ||
+	    state_check_stop(c->d.state, c->d.desired_state, &c->err)) {
 		api_fail(c, &c->err);
 		return;
 	}
+	c->audit_detail = json_pack("{s:s}", "mode", mode ? mode : "hibernate");
 	desktop_change(c, !strcmp(c->d.state, "error") ? "stopped" : NULL, "stopped");
+}
+
+/* On the loop, before the reconciler loads the desktop: how it stops. */
+void desktops_stop_loop(struct api_ctx *c)
+{
+	const char *mode = json_string_value(json_object_get(c->body, "mode"));
+
+	core_stop_mode(c->app, c->d.id, mode ? mode : "hibernate");
+	api_respond_json(c, c->status, json_incref(c->resp));
 }
 
 void desktops_restart(struct api_ctx *c)
@@ -226,7 +466,7 @@ void desktops_restart(struct api_ctx *c)
 	}
 	snprintf(c->kick, sizeof(c->kick), "%s", c->d.id);
 	c->restart = 1;
-	api_ok(c, 202, desktop_json(&c->d));
+	api_ok(c, 202, desktop_json_full(c, &c->d));
 }
 
 void desktops_delete(struct api_ctx *c)
@@ -295,6 +535,20 @@ static int exec_check_env(json_t *env, struct err *err)
 	return 0;
 }
 
+/* ?stream=true asks for the output as it comes (exec_stream.c). */
+static int exec_stream_query(struct api_ctx *c, struct err *err)
+{
+	char v[8];
+
+	if (http_req_query(c->req, "stream", v, sizeof(v)) < 0 || !strcmp(v, "false") ||
+	    !strcmp(v, "0"))
+		return 0;
+	if (strcmp(v, "true") && strcmp(v, "1"))
+		return err_set(err, 400, "invalid_request", "stream must be true or false");
+	c->data = (void *)1;
+	return 0;
+}
+
 static int exec_check(json_t *b, struct err *err)
 {
 	json_t *cmd = json_object_get(b, "command"), *v;
@@ -347,7 +601,7 @@ void desktops_exec_check(struct api_ctx *c)
 	if (!b)
 		return;
 	c->body = b;
-	if (exec_check(b, &c->err))
+	if (exec_check(b, &c->err) || exec_stream_query(c, &c->err))
 		api_fail(c, &c->err);
 	c->audit_detail = json_pack("{s:O}", "command", json_object_get(b, "command"));
 }
@@ -373,6 +627,8 @@ static void exec_done(json_t *reply, struct err *err, void *arg)
 	json_object_update(out, reply);
 	json_object_del(out, "type");
 	json_object_del(out, "id");
+	/* The limit, so a caller whose output was cut knows what happened. */
+	json_object_set_new(out, "outputLimitBytes", json_integer(EXEC_OUTPUT_LIMIT));
 	api_respond_json(c, 200, out);
 }
 
@@ -387,6 +643,10 @@ void desktops_exec(struct api_ctx *c)
 		err_set(&err, 409, "agent_unavailable",
 			"the desktop's agent is not connected (is it still booting?)");
 		api_respond_err(c, &err);
+		return;
+	}
+	if (c->data) {
+		exec_stream_start(c, vm);
 		return;
 	}
 	json_get_int(c->body, "timeoutMs", 0, &timeout, &err);

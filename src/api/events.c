@@ -27,6 +27,7 @@ struct sse {
 	int64_t last_id;
 	char (*ws)[ID_MAX];
 	size_t nws;
+	char desktop[ID_MAX]; /* ?desktopId=: that desktop's events only */
 	struct event *held;
 	size_t nheld;
 	struct event *backlog;
@@ -37,6 +38,8 @@ struct sse {
 
 static int sse_wants(const struct sse *x, const struct event *ev)
 {
+	if (*x->desktop && strcmp(x->desktop, ev->desktop_id))
+		return 0;
 	for (size_t i = 0; i < x->nws; i++)
 		if (!strcmp(x->ws[i], ev->workspace_id))
 			return 1;
@@ -177,6 +180,15 @@ void events_open(struct api_ctx *c)
 			return;
 		}
 		n = keep;
+	}
+	if (http_req_query(c->req, "desktopId", x->desktop, sizeof(x->desktop)) >= 0) {
+		struct desktop d;
+
+		if (store_desktop_get_for_user(c->s, c->user.id, x->desktop, &d, &c->err)) {
+			free(ws);
+			api_fail(c, &c->err);
+			return;
+		}
 	}
 	x->nws = n < SSE_MAX_WORKSPACES ? n : SSE_MAX_WORKSPACES;
 	x->ws = xcalloc(x->nws ? x->nws : 1, ID_MAX);

@@ -37,6 +37,12 @@ static const struct cli_option options[] = {
     {"password", OPT_PASSWORD, 1, STR(password), "PASSWORD",
      "account password (prompted when absent)"},
     {"show-key", OPT_SHOW_KEY, 0, STR(show_key), NULL, "print the new API key once"},
+    {"root", OPT_ROOT, 0, STR(root), NULL, "exec, cp: as root instead of the agent user"},
+    {"cwd", OPT_CWD, 1, STR(cwd), "DIR", "exec: working directory (default: home)"},
+    {"stdin", OPT_STDIN, 0, STR(stdin_send), NULL, "exec: send this program's stdin (32 KiB)"},
+    {"since", OPT_SINCE, 1, STR(since), "TIME", "metrics: only samples after TIME (ISO or ms)"},
+    {"user", OPT_USER, 1, STR(user), "USER", "services add: agent (default) or root"},
+    {"state", OPT_STATE, 1, STR(state), "STATE", "alerts: open (default), acknowledged or all"},
     {NULL, 0, 0, 0, NULL, NULL},
 };
 
@@ -70,6 +76,22 @@ const struct cli_command cli_commands[] = {
     {"screenshot", NULL, "ID FILE", 2, 2, OPT_WORKSPACE, cmd_screenshot,
      "save a running desktop's screen as PNG (FILE - for stdout)"},
     {"health", NULL, "", 0, 0, 0, cmd_health, "show the server's version and acceleration"},
+    {"exec", NULL, "ID -- CMD...", 2, CLI_MAX_POSITIONAL, OPT_WORKSPACE | OPT_ROOT | OPT_CWD |
+     OPT_TIMEOUT | OPT_STDIN, cmd_exec,
+     "run a command in a desktop, output as it comes; exits with its exit code"},
+    {"cp", NULL, "SRC DST", 2, 2, OPT_WORKSPACE | OPT_ROOT, cmd_cp,
+     "copy a file: LOCAL ID:/PATH uploads, ID:/PATH LOCAL downloads (- is stdin/stdout)"},
+    {"metrics", NULL, "ID", 1, 1, OPT_WORKSPACE | OPT_SINCE, cmd_metrics,
+     "a desktop's recent metrics (CPU, memory, disk, load, QEMU)"},
+    {"services", "ls", "ID", 1, 1, OPT_WORKSPACE, cmd_services_ls,
+     "a desktop's persistent services and their status"},
+    {"services", "add", "ID NAME -- CMD...", 3, CLI_MAX_POSITIONAL, OPT_WORKSPACE | OPT_USER,
+     cmd_services_add, "add a command started after every boot of the desktop"},
+    {"services", "rm", "ID NAME", 2, 2, OPT_WORKSPACE, cmd_services_rm,
+     "remove a persistent service (a running one is stopped)"},
+    {"alerts", "ls", "", 0, 0, OPT_WORKSPACE | OPT_STATE, cmd_alerts_ls,
+     "list alerts (--state open, acknowledged or all)"},
+    {"alerts", "ack", "ALERT", 1, 1, 0, cmd_alerts_ack, "acknowledge an alert"},
     {NULL, NULL, NULL, 0, 0, 0, NULL, NULL},
 };
 

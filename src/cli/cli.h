@@ -24,7 +24,7 @@ enum cli_exit {
 };
 
 #define CLI_DEFAULT_ENDPOINT "http://127.0.0.1:8080"
-#define CLI_MAX_POSITIONAL 8
+#define CLI_MAX_POSITIONAL 256 /* exec passes a whole command line */
 #define CLI_CONFIG_MAX_LINE 4096
 #define CLI_DEFAULT_WAIT_S 900
 
@@ -48,6 +48,12 @@ enum {
 	OPT_PASSWORD = 1 << 13,
 	OPT_SHOW_KEY = 1 << 14,
 	OPT_VERSION = 1 << 15,
+	OPT_ROOT = 1 << 16,
+	OPT_CWD = 1 << 17,
+	OPT_STDIN = 1 << 18,
+	OPT_SINCE = 1 << 19,
+	OPT_USER = 1 << 20,
+	OPT_STATE = 1 << 21,
 };
 #define OPT_GLOBAL (OPT_ENDPOINT | OPT_KEY | OPT_JSON | OPT_HELP | OPT_CONFIG)
 
@@ -56,7 +62,10 @@ struct cli_args {
 	const char *endpoint, *key, *config;
 	const char *workspace, *tier, *image, *from, *to, *email, *password;
 	const char *timeout_str;
+	const char *cwd; /* exec --cwd */
+	const char *since, *user, *state; /* metrics --since, services --user, alerts --state */
 	int json, help, wait, show_key, version;
+	int root, stdin_send; /* exec/cp --root, exec --stdin */
 	int timeout_s; /* --timeout, seconds; CLI_DEFAULT_WAIT_S when absent */
 	unsigned seen; /* OPT_* bits given */
 	const char *pos[CLI_MAX_POSITIONAL];
@@ -238,6 +247,19 @@ int cmd_usage(struct cli_ctx *ctx);
 int cmd_login(struct cli_ctx *ctx);
 int cmd_screenshot(struct cli_ctx *ctx);
 int cmd_health(struct cli_ctx *ctx);
+/* transfer.c: commands that stream (exec output, file copies). */
+int cmd_exec(struct cli_ctx *ctx);
+int cmd_cp(struct cli_ctx *ctx);
+/* monitor.c: metrics, persistent services, alerts. */
+int cmd_metrics(struct cli_ctx *ctx);
+int cmd_services_ls(struct cli_ctx *ctx);
+int cmd_services_add(struct cli_ctx *ctx);
+int cmd_services_rm(struct cli_ctx *ctx);
+int cmd_alerts_ls(struct cli_ctx *ctx);
+int cmd_alerts_ack(struct cli_ctx *ctx);
+/* The API path of a desktop given by id ("dsk_...") or by name; the
+ * caller frees *path. */
+int cli_desktop_path(struct cli_ctx *ctx, const char *ref, char **path, struct err *err);
 
 /* Runs a parsed command: resolves endpoint, key and workspace from flags,
  * environment and config file, then calls it. Returns the exit code. */

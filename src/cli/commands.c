@@ -163,6 +163,13 @@ int cli_workspace_resolve(struct cli_ctx *ctx, char **out, struct err *err)
 	return 0;
 }
 
+static int desktop_path(struct cli_ctx *ctx, const char *ref, char **path, struct err *err);
+
+int cli_desktop_path(struct cli_ctx *ctx, const char *ref, char **path, struct err *err)
+{
+	return desktop_path(ctx, ref, path, err);
+}
+
 /* The API path of a desktop given by id ("dsk_...") or by name. */
 static int desktop_path(struct cli_ctx *ctx, const char *ref, char **path, struct err *err)
 {

@@ -37,6 +37,16 @@ static const struct opt options[] = {
 	{"stop-timeout", NUM(OPT_INT, stop_timeout_s), "30", "seconds of graceful powerdown"},
 	{"boot-timeout", NUM(OPT_INT, boot_timeout_s), "600", "seconds from boot to ready"},
 	{"session-ttl", NUM(OPT_INT, session_ttl_h), "168", "hours a login session lasts"},
+	{"metrics-token", STR(metrics_token), "",
+	 "bearer token that may read GET /metrics (besides admins' API keys)"},
+	{"templates", STR(templates), "on",
+	 "on: new desktops resume a warm template (built on first use); off: cold boot"},
+	{"template-images", STR(template_images), "",
+	 "images whose free-tier template is built at startup (e.g. tiny,desktop)"},
+	{"hibernate-compress", STR(hibernate_compress), "none",
+	 "memory images of hibernation, templates and snapshots: none or zstd"},
+	{"free-page-reporting", STR(free_page_reporting), "on",
+	 "guests hand freed pages back through virtio-balloon: on or off"},
 	{"print-routes", NUM(OPT_FLAG, print_routes), "0", "print the API's routes and exit"},
 };
 
@@ -217,6 +227,11 @@ int config_load(struct config *cfg, int argc, char **argv, struct err *err)
 	}
 	if (strcmp(cfg->accel, "auto") && strcmp(cfg->accel, "kvm") && strcmp(cfg->accel, "tcg"))
 		return err_set(err, 0, "config", "accel must be auto, kvm or tcg");
+	if ((strcmp(cfg->templates, "on") && strcmp(cfg->templates, "off")) ||
+	    (strcmp(cfg->free_page_reporting, "on") && strcmp(cfg->free_page_reporting, "off")))
+		return err_set(err, 0, "config", "templates and free-page-reporting are on or off");
+	if (strcmp(cfg->hibernate_compress, "none") && strcmp(cfg->hibernate_compress, "zstd"))
+		return err_set(err, 0, "config", "hibernate-compress must be none or zstd");
 	defaults_derive(cfg);
 	return 0;
 }

@@ -22,6 +22,11 @@ struct config {
 	int stop_timeout_s;  /* graceful powerdown wait */
 	int boot_timeout_s;  /* create/start → ready, else error */
 	int session_ttl_h;
+	char metrics_token[128]; /* bearer token for GET /metrics; "": admins' keys only */
+	char templates[8];	    /* "on" or "off" */
+	char template_images[64];   /* built at startup: "tiny,desktop" */
+	char hibernate_compress[8]; /* "none" or "zstd" */
+	char free_page_reporting[8]; /* "on" or "off" */
 	int print_routes;
 };
 

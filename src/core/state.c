@@ -99,11 +99,30 @@ int state_check_destroy(const char *state, const char *desired, struct err *err)
 	return 0;
 }
 
+int state_check_snapshot(const char *state, const char *desired, struct err *err)
+{
+	if ((is(state, "running") && is(desired, "running")) ||
+	    (is(state, "stopped") && is(desired, "stopped")))
+		return 0;
+	return err_set(err, 409, "conflict",
+		       "only a running or stopped desktop can be snapshotted (it is %s%s%s)",
+		       state, strcmp(state, desired) ? ", heading for " : "",
+		       strcmp(state, desired) ? desired : "");
+}
+
+int state_check_stop_mode(const char *mode, struct err *err)
+{
+	if (!mode || is(mode, "hibernate") || is(mode, "shutdown"))
+		return 0;
+	return err_set(err, 400, "invalid_request",
+		       "unknown stop mode \"%.32s\" (hibernate or shutdown)", mode);
+}
+
 /* The seeds' tiers: hard caps for -smp, -m and the disk's virtual size. */
 const struct tier tiers[] = {
-	{"free", "Free", 2, 4096, 20},
-	{"pro", "Pro", 4, 8192, 40},
-	{"max", "Max", 4, 16384, 80},
+	{"free", "Free", 2, 4096, 20, 3, 20},
+	{"pro", "Pro", 4, 8192, 40, 10, 80},
+	{"max", "Max", 4, 16384, 80, 25, 200},
 };
 const int ntiers = sizeof(tiers) / sizeof(tiers[0]);
 

@@ -40,11 +40,19 @@ struct tier {
 	int vcpus;
 	int memory_mb;
 	int disk_gb;
+	int snapshots_max;   /* user-named snapshots per desktop */
+	int snapshots_gb;    /* their total size per desktop */
 };
 
 extern const struct tier tiers[];
 extern const int ntiers;
 const struct tier *tier_find(const char *id);
+/* Whether a desktop may be snapshotted now (running or stopped, nothing
+ * under way); fills err (409) when not. */
+int state_check_snapshot(const char *state, const char *desired, struct err *err);
+/* A stop's mode: "hibernate" (default: memory kept) or "shutdown"; 400
+ * for anything else. */
+int state_check_stop_mode(const char *mode, struct err *err);
 /* The configured price per running hour of a tier. */
 double tier_price(const struct config *cfg, const char *id);
 

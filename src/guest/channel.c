@@ -54,8 +54,7 @@ static void resync(struct ch_decoder *d)
 		d->synced = 1;
 }
 
-int ch_decoder_feed(struct ch_decoder *d, const void *data, size_t len, ch_frame_cb cb,
-		    void *arg)
+int ch_decoder_feed(struct ch_decoder *d, const void *data, size_t len, ch_frame_cb cb, void *arg)
 {
 	size_t off = 0;
 	int stop = 0;

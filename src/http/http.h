@@ -73,6 +73,34 @@ void http_server_set_max_connections(struct http_server *srv, size_t n);
 typedef size_t (*http_body_limit_fn)(const struct http_req *req, void *arg);
 void http_server_set_body_limit(struct http_server *srv, http_body_limit_fn fn, void *arg);
 
+/* Streamed request bodies (uploads of any size). fn decides once the
+ * headers are in (like the body limit): when it returns 1 and the request
+ * has a body, the handler gets the request before its body (body NULL,
+ * body_len 0) and reads it with http_req_body_read; the route's body
+ * limit still applies (413). Other requests keep the whole-body mode. */
+typedef int (*http_body_stream_fn)(const struct http_req *req, void *arg);
+void http_server_set_body_stream(struct http_server *srv, http_body_stream_fn fn, void *arg);
+
+struct http_body_callbacks {
+	/* A piece of the body, borrowed. Must not answer the request. */
+	void (*on_data)(struct http_req *req, const char *data, size_t len, void *arg);
+	/* The body is complete (err NULL) or never will be (err: the client
+	 * left, a malformed chunk, over the limit). Not called once the
+	 * handler has answered. */
+	void (*on_end)(struct http_req *req, const struct err *err, void *arg);
+};
+
+/* Whether req's body comes through http_req_body_read. */
+int http_req_body_streaming(const struct http_req *req);
+/* Starts delivering the body: callbacks come from the loop, first on the
+ * next turn. The handler may answer at any time; answering before on_end
+ * closes the connection after the answer. */
+void http_req_body_read(struct http_req *req, const struct http_body_callbacks *cbs, void *arg);
+/* Backpressure: stop reading the client (the consumer is over its high
+ * watermark) and start again (below its low one). */
+void http_req_body_pause(struct http_req *req);
+void http_req_body_resume(struct http_req *req);
+
 /* Case-insensitive header lookup; NULL when absent. */
 const char *http_req_header(const struct http_req *req, const char *name);
 /* A query parameter, percent-decoded into out. Returns its length, or -1
@@ -105,6 +133,11 @@ int http_stream_begin(struct http_req *req, int status, const char *content_type
  * HTTP_STREAM_HIGH_WATER bytes are already waiting. */
 int http_stream_write(struct http_req *req, const void *data, size_t len);
 size_t http_stream_pending(const struct http_req *req);
+/* Calls cb after writes while no more than HTTP_STREAM_LOW_WATER bytes
+ * wait: a producer paused at the high mark resumes from there. */
+#define HTTP_STREAM_LOW_WATER (256 * 1024)
+void http_stream_on_drain(struct http_req *req, void (*cb)(struct http_req *req, void *arg),
+			  void *arg);
 /* Ends the stream and frees the request; on_close does not run. */
 void http_stream_end(struct http_req *req);
 
@@ -136,5 +169,77 @@ int route_find(const struct route *routes, size_t n, const char *method, const c
 	       struct route_match *m, char *allow, size_t allow_len);
 /* A matched placeholder's value, or NULL. */
 const char *route_param(const struct route_match *m, const char *name);
+
+/* WebSockets (RFC 6455, framing by wslay). A handler checks the upgrade
+ * request with http_ws_check(), authenticates, then calls
+ * http_ws_accept(): from then on the connection belongs to the WebSocket
+ * layer and the request is freed. Everything runs on the loop thread. */
+#define HTTP_WS_MAX_MESSAGE (1024 * 1024) /* default; a larger message: close 1009 */
+#define HTTP_WS_PING_MS 20000		  /* keep-alive ping period */
+#define HTTP_WS_PONG_TIMEOUT_MS 60000	  /* nothing heard for this long: dropped */
+#define HTTP_WS_CLOSE_TIMEOUT_MS 5000	  /* wait for the peer's close frame */
+#define HTTP_WS_MAX_PROTOCOLS 8		  /* offered subprotocols looked at */
+
+enum http_ws_close_code {
+	HTTP_WS_NORMAL = 1000,
+	HTTP_WS_GOING_AWAY = 1001,
+	HTTP_WS_PROTOCOL_ERROR = 1002,
+	HTTP_WS_UNSUPPORTED = 1003,
+	HTTP_WS_ABNORMAL = 1006, /* never sent: the TCP connection just ended */
+	HTTP_WS_INVALID_DATA = 1007,
+	HTTP_WS_POLICY = 1008,
+	HTTP_WS_TOO_BIG = 1009,
+	HTTP_WS_INTERNAL = 1011,
+};
+
+struct http_ws;
+
+struct http_ws_callbacks {
+	/* One whole message (text is valid UTF-8); data is borrowed. */
+	void (*on_message)(struct http_ws *ws, int text, const uint8_t *data, size_t len,
+			   void *arg);
+	/* After http_ws_send() reported the high watermark: the queue fell
+	 * to the low one, the producer may resume. May be NULL. */
+	void (*on_drain)(struct http_ws *ws, void *arg);
+	/* Exactly once, from the loop (never inside an http_ws_* call), when
+	 * the connection is gone for any reason: code is the close code the
+	 * peer sent, or the one we sent, or 1006. ws is freed right after. */
+	void (*on_close)(struct http_ws *ws, int code, void *arg);
+};
+
+/* Whether req is a well-formed WebSocket upgrade (GET, Upgrade: websocket,
+ * Connection: upgrade, version 13, a 16-byte key). Returns 0, or -1 with
+ * err: 400, or 426 for another version. */
+int http_ws_check(const struct http_req *req, struct err *err);
+/* Whether the request's Origin is absent or names this server (Host),
+ * as a browser's same-origin connection does. Ambient credentials
+ * (cookies) must only be honoured when it does (cross-site hijacking). */
+int http_ws_origin_ok(const struct http_req *req);
+/* Picks the first of the client's Sec-WebSocket-Protocol offers that is
+ * in supported (NULL-terminated); NULL when none fits or none was offered. */
+const char *http_ws_protocol_pick(const struct http_req *req, const char *const supported[]);
+/* Answers 101 (with protocol, which may be NULL) and turns the connection
+ * into a WebSocket. Returns the WebSocket, or NULL when the client is
+ * gone or the connection cannot be handed over (then req is answered or
+ * dropped, freed, and no callback runs). */
+struct http_ws *http_ws_accept(struct http_req *req, const char *protocol,
+			       const struct http_ws_callbacks *cbs, void *arg);
+/* Queues one message. Returns 0; 1 when the bytes queued are now over the
+ * high watermark (stop producing until on_drain); -1 when the connection
+ * is closing (the message is dropped). */
+int http_ws_send(struct http_ws *ws, int text, const void *data, size_t len);
+/* Bytes queued towards the peer and not yet written to the socket. */
+size_t http_ws_queued(const struct http_ws *ws);
+/* Watermarks for http_ws_send()/on_drain (defaults 1 MiB / 256 KiB). */
+void http_ws_set_watermarks(struct http_ws *ws, size_t high, size_t low);
+void http_ws_set_max_message(struct http_ws *ws, size_t max);
+/* Stops and restarts reading from the peer (the consumer is full). */
+void http_ws_pause(struct http_ws *ws);
+void http_ws_resume(struct http_ws *ws);
+/* Starts the closing handshake; on_close follows. reason may be NULL. */
+void http_ws_close(struct http_ws *ws, int code, const char *reason);
+/* The peer's address, and the negotiated subprotocol ("" when none). */
+const char *http_ws_remote(const struct http_ws *ws);
+const char *http_ws_protocol(const struct http_ws *ws);
 
 #endif

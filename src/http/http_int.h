@@ -30,6 +30,14 @@ struct http__req {
 	unsigned in_header : 1, headers_done : 1, keep_alive : 1, head : 1, streaming : 1;
 	void (*on_close)(struct http_req *req, void *arg);
 	void *close_arg;
+	/* body.c: a body streamed to the handler */
+	unsigned body_stream : 1, body_done : 1, body_paused : 1, body_started : 1,
+	    body_failed : 1;
+	size_t body_total;
+	const struct http_body_callbacks *body_cbs;
+	void *body_arg;
+	void (*on_drain)(struct http_req *req, void *arg); /* streams (body.c) */
+	void *drain_arg;
 };
 
 enum http_conn_state {
@@ -66,6 +74,8 @@ struct http_server {
 	void *arg;
 	http_body_limit_fn body_limit;
 	void *body_limit_arg;
+	http_body_stream_fn body_stream; /* body.c */
+	void *body_stream_arg;
 	struct http_conn *conns;
 	size_t nconns, max_conns;
 	uint64_t idle_ms;
@@ -74,6 +84,10 @@ struct http_server {
 	void (*done_cb)(void *arg);
 	void *done_arg;
 	char rbuf[HTTP_READ_SIZE];
+	/* WebSockets handed over by connections (websocket.c): the server is
+	 * freed only once they are gone too. */
+	struct http_ws *ws_list;
+	size_t nws;
 };
 
 /* Percent-decodes src[0..len) into out (room for n bytes including the
@@ -94,6 +108,25 @@ void http__conn_answered(struct http_conn *c, int keep_alive);
 void http__conn_stream_started(struct http_conn *c);
 /* Answers a request the server itself refuses, then closes. */
 void http__conn_fail(struct http_conn *c, int status, const char *code, const char *msg);
+/* Hands the connection's socket to a new owner (a WebSocket): returns a
+ * duplicate descriptor and moves the input not yet parsed into *rest,
+ * then closes the connection without a FIN (the active request stays
+ * with its handler). Returns -1 when the client is gone or answers are
+ * still being written. */
+int http__conn_detach(struct http_conn *c, struct buf *rest);
+/* A WebSocket of the server ended (websocket.c): the server may be done. */
+void http__server_ws_gone(struct http_server *srv);
+/* websocket.c: closes every WebSocket with 1001 (server shutdown). */
+void http__ws_shutdown(struct http_server *srv);
+
+/* server.c, for body.c: reading on/off and the idle timer restarted. */
+void http__conn_reading(struct http_conn *c, int on);
+void http__conn_idle_rearm(struct http_conn *c);
+
+/* body.c: input for the active request's streamed body (appended to
+ * c->in); and the connection closing under it. */
+void http__body_input(struct http_conn *c);
+void http__body_abort(struct http__req *r, const char *why);
 
 /* respond.c */
 void http__req_log(struct http__req *r);

@@ -59,6 +59,15 @@ static struct http_conn *parse_conn(llhttp_t *p)
 	return p->data;
 }
 
+/* The request the parser is filling: the one being received, or the
+ * active one whose body streams to its handler (body.c). */
+static struct http__req *parse_req(llhttp_t *p)
+{
+	struct http_conn *c = p->data;
+
+	return c->parsing ? c->parsing : c->active;
+}
+
 static int on_message_begin(llhttp_t *p)
 {
 	struct http_conn *c = parse_conn(p);
@@ -129,7 +138,7 @@ static int header_push(struct http__req *r)
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
-	struct http__req *r = parse_conn(p)->parsing;
+	struct http__req *r = parse_req(p);
 
 	/* Trailers after a chunked body are not headers the handler asked for. */
 	if (r->headers_done)
@@ -144,7 +153,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 
 static int on_header_field_complete(llhttp_t *p)
 {
-	struct http__req *r = parse_conn(p)->parsing;
+	struct http__req *r = parse_req(p);
 
 	if (!r->headers_done)
 		r->in_header = 1;
@@ -153,7 +162,7 @@ static int on_header_field_complete(llhttp_t *p)
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
-	struct http__req *r = parse_conn(p)->parsing;
+	struct http__req *r = parse_req(p);
 
 	if (r->headers_done)
 		return 0;
@@ -165,7 +174,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 
 static int on_header_value_complete(llhttp_t *p)
 {
-	struct http__req *r = parse_conn(p)->parsing;
+	struct http__req *r = parse_req(p);
 
 	if (r->headers_done || !r->in_header)
 		return 0;
@@ -253,14 +262,34 @@ static int on_headers_complete(llhttp_t *p)
 		r->body_limit = c->srv->body_limit(&r->pub, c->srv->body_limit_arg);
 	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > r->body_limit)
 		return parse_fail(c, 413, "payload_too_large", "request body too large");
-	return req_expect(r, p) ? -1 : 0;
+	if (req_expect(r, p))
+		return -1;
+	/* A streamed body: hand the request over now and pause; body.c
+	 * parses the rest while the handler reads. */
+	if (c->srv->body_stream && !p->upgrade &&
+	    ((p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length)) &&
+	    c->srv->body_stream(&r->pub, c->srv->body_stream_arg)) {
+		r->body_stream = 1;
+		c->ready = r;
+		c->parsing = NULL;
+		return HPE_PAUSED;
+	}
+	return 0;
 }
 
 /* Chunked bodies announce no length: count as they stream in. */
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
-	struct http__req *r = parse_conn(p)->parsing;
+	struct http__req *r = parse_req(p);
 
+	if (r->body_stream) {
+		r->body_total += len;
+		if (r->body_total > r->body_limit)
+			return parse_fail(r->conn, 413, "payload_too_large",
+					  "request body too large");
+		buf_append(&r->body, at, len);
+		return 0;
+	}
 	if (r->body.len + len > r->body_limit)
 		return parse_fail(r->conn, 413, "payload_too_large", "request body too large");
 	buf_append(&r->body, at, len);
@@ -272,8 +301,12 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 static int on_message_complete(llhttp_t *p)
 {
 	struct http_conn *c = parse_conn(p);
-	struct http__req *r = c->parsing;
+	struct http__req *r = parse_req(p);
 
+	if (r->body_stream) {
+		r->body_done = 1;
+		return HPE_PAUSED;
+	}
 	buf_reserve(&r->body, 0);
 	r->pub.body = r->body.data;
 	r->pub.body_len = r->body.len;

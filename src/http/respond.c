@@ -67,6 +67,9 @@ void http_respond(struct http_req *req, int status, const char *content_type, co
 
 	if (c && c->srv->shutting_down)
 		r->keep_alive = 0;
+	/* A streamed body not read to its end: the rest cannot be skipped. */
+	if (r->body_stream && !r->body_done)
+		r->keep_alive = 0;
 	r->status = status;
 	resp_head(&out, status, content_type, bodiless ? NULL : &len, r->keep_alive, extra_headers);
 	if (!bodiless && !r->head)

@@ -5,6 +5,7 @@
  * reads the answer instead of a reset. */
 #include "http/http_int.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,7 @@ int http_server_port(const struct http_server *srv)
 
 static void server_maybe_done(struct http_server *srv)
 {
-	if (!srv->shutting_down || !srv->listener_closed || srv->nconns)
+	if (!srv->shutting_down || !srv->listener_closed || srv->nconns || srv->nws)
 		return;
 	if (srv->done_cb)
 		srv->done_cb(srv->done_arg);
@@ -135,6 +136,13 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		conn_close(c);
 		return;
 	}
+	/* The active request's body, streamed to its handler (body.c). */
+	if (c->state == CONN_OPEN && c->active && c->active->body_stream &&
+	    !c->active->body_done) {
+		buf_append(&c->in, b->base, (size_t)nread);
+		http__body_input(c);
+		return;
+	}
 	/* Lingering, or a stream running: input only tells us the peer lives. */
 	if (c->state != CONN_OPEN || c->active)
 		return;
@@ -201,6 +209,8 @@ static void conn_close(struct http_conn *c)
 		r->conn = NULL;
 		if (r->streaming)
 			http__stream_closed(r);
+		else if (r->body_stream && !r->body_done)
+			http__body_abort(r, "the client went away during the upload");
 	}
 }
 
@@ -266,6 +276,12 @@ static void conn_on_write(uv_write_t *req, int status)
 		conn_close(c);
 		return;
 	}
+	/* A stream's producer waiting for room (http_stream_on_drain). */
+	if (c->active && c->active->streaming && c->active->on_drain &&
+	    c->write_pending <= HTTP_STREAM_LOW_WATER)
+		c->active->on_drain(&c->active->pub, c->active->drain_arg);
+	if (c->state == CONN_CLOSING)
+		return;
 	if (c->state == CONN_FINISHING && !c->nwrites)
 		conn_linger(c);
 	else if (c->state == CONN_OPEN)
@@ -376,10 +392,48 @@ void http__conn_answered(struct http_conn *c, int keep_alive)
 	conn_advance(c);
 }
 
+void http__conn_reading(struct http_conn *c, int on)
+{
+	if (on)
+		conn_read_start(c);
+	else
+		conn_read_stop(c);
+}
+
+void http__conn_idle_rearm(struct http_conn *c)
+{
+	c->idle_armed = 0;
+	conn_idle_arm(c);
+}
+
 void http__conn_stream_started(struct http_conn *c)
 {
 	conn_idle_disarm(c);
 	conn_read_start(c);
+}
+
+int http__conn_detach(struct http_conn *c, struct buf *rest)
+{
+	uv_os_fd_t fd;
+	int copy;
+
+	if (c->state != CONN_OPEN || c->broken || c->nwrites ||
+	    uv_fileno((uv_handle_t *)&c->tcp, &fd))
+		return -1;
+	copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (copy < 0)
+		return -1;
+	*rest = c->in;
+	c->in = (struct buf)BUF_INIT;
+	c->active = NULL;
+	conn_close(c);
+	return copy;
+}
+
+void http__server_ws_gone(struct http_server *srv)
+{
+	srv->nws--;
+	server_maybe_done(srv);
 }
 
 void http__conn_fail(struct http_conn *c, int status, const char *code, const char *msg)
@@ -545,6 +599,7 @@ void http_server_shutdown(struct http_server *srv, void (*cb)(void *arg), void *
 	srv->done_cb = cb;
 	srv->done_arg = arg;
 	uv_close((uv_handle_t *)&srv->listener, server_on_listener_closed);
+	http__ws_shutdown(srv);
 	for (c = srv->conns; c; c = next) {
 		next = c->next;
 		conn_shutdown(c);

@@ -26,6 +26,23 @@
 	"d.id, d.workspace_id, d.name, d.tier, d.image, d.image_version, d.state, "                \
 	"d.desired_state, d.reason, d.vcpus, d.memory_mb, d.disk_gb, d.created_at, "               \
 	"d.updated_at, d.state_changed_at, d.ready_ms"
+#define ALERT_COLS                                                                                 \
+	"a.id, a.workspace_id, a.desktop_id, a.kind, a.message, a.value, a.threshold, "            \
+	"a.created_at, a.resolved_at, a.acknowledged_at, a.acknowledged_by, a.delivery, "          \
+	"a.delivery_attempts"
+#define EXTRA_COLS                                                                                 \
+	"boot_path, boot_note, setup_state, setup_items, setup_reason, source_snapshot, "          \
+	"source_desktop"
+#define SNAPSHOT_COLS                                                                              \
+	"id, desktop_id, workspace_id, name, state, kind, size_bytes, reason, tier, image, "       \
+	"image_version, vcpus, memory_mb, disk_gb, created_at"
+#define CHAT_COLS                                                                                  \
+	"seq, id, desktop_id, workspace_id, role, status, user_id, reply_to, content, data, "       \
+	"created_at, delivered_at"
+#define APPROVAL_COLS                                                                              \
+	"a.id, a.desktop_id, a.workspace_id, a.ref, a.kind, a.action, a.input, a.reason, "          \
+	"a.status, a.decided_by, a.note, a.screenshot IS NOT NULL, a.created_at, a.expires_at, "   \
+	"a.decided_at"
 #define EVENT_COLS "e.id, e.workspace_id, e.desktop_id, e.type, e.data, e.created_at"
 #define AUDIT_COLS                                                                                 \
 	"a.id, a.workspace_id, a.user_id, a.key_id, a.action, a.target, a.status, a.remote, "      \
@@ -90,6 +107,49 @@ enum stmt {
 	ST_USAGE_QUERY_ALL,
 	ST_META_GET,
 	ST_META_SET,
+	ST_SERVICE_INSERT,
+	ST_SERVICE_DELETE,
+	ST_SERVICE_LIST,
+	ST_ALERT_RULES_GET,
+	ST_ALERT_RULES_SET,
+	ST_WEBHOOK_GET,
+	ST_WEBHOOK_SET,
+	ST_WEBHOOK_DELETE,
+	ST_ALERT_INSERT,
+	ST_ALERT_RESOLVE,
+	ST_ALERT_GET_FOR_USER,
+	ST_ALERT_LIST,
+	ST_ALERT_ACK,
+	ST_ALERT_SET_DELIVERY,
+	ST_EXTRA_GET,
+	ST_EXTRA_PUT,
+	ST_SNAPSHOT_INSERT,
+	ST_SNAPSHOT_GET,
+	ST_SNAPSHOT_LIST,
+	ST_SNAPSHOT_SET_STATE,
+	ST_SNAPSHOT_DELETE,
+	ST_SNAPSHOT_USAGE,
+	ST_SSH_KEYS_GET,
+	ST_SSH_KEYS_PUT,
+	ST_CHAT_INSERT,
+	ST_CHAT_LIST,
+	ST_CHAT_QUEUED,
+	ST_CHAT_DELIVERED,
+	ST_LLM_USAGE_ADD,
+	ST_LLM_USAGE_SUM,
+	ST_EGRESS_APPEND,
+	ST_EGRESS_LIST,
+	ST_WS_SETTING_GET,
+	ST_WS_SETTING_PUT,
+	ST_DSK_SETTING_GET,
+	ST_DSK_SETTING_PUT,
+	ST_DSK_SETTING_ALL,
+	ST_APPROVAL_INSERT,
+	ST_APPROVAL_GET,
+	ST_APPROVAL_LIST,
+	ST_APPROVAL_DECIDE,
+	ST_APPROVAL_SHOT_PUT,
+	ST_APPROVAL_SHOT_GET,
 	ST__COUNT
 };
 
@@ -199,6 +259,116 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [ST_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2) "
 		    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+
+    [ST_SERVICE_INSERT] = "INSERT INTO services (desktop_id, name, command, run_as, created_at) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_SERVICE_DELETE] = "DELETE FROM services WHERE desktop_id = ?1 AND name = ?2",
+    [ST_SERVICE_LIST] = "SELECT desktop_id, name, command, run_as, created_at FROM services "
+			"WHERE desktop_id = ?1 ORDER BY name",
+    [ST_ALERT_RULES_GET] = "SELECT rules FROM alert_rules WHERE workspace_id = ?1",
+    [ST_ALERT_RULES_SET] = "INSERT INTO alert_rules (workspace_id, rules, updated_at) "
+			   "VALUES (?1, ?2, ?3) ON CONFLICT (workspace_id) DO UPDATE SET "
+			   "rules = excluded.rules, updated_at = excluded.updated_at",
+    [ST_WEBHOOK_GET] = "SELECT workspace_id, url, secret, created_at FROM webhooks "
+		       "WHERE workspace_id = ?1",
+    [ST_WEBHOOK_SET] = "INSERT INTO webhooks (workspace_id, url, secret, created_at) "
+		       "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (workspace_id) DO UPDATE SET "
+		       "url = excluded.url, secret = excluded.secret, "
+		       "created_at = excluded.created_at",
+    [ST_WEBHOOK_DELETE] = "DELETE FROM webhooks WHERE workspace_id = ?1",
+    [ST_ALERT_INSERT] = "INSERT INTO alerts (id, workspace_id, desktop_id, kind, message, value, "
+			"threshold, created_at, delivery) "
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_ALERT_RESOLVE] = "UPDATE alerts SET resolved_at = ?4 WHERE workspace_id = ?1 "
+			 "AND COALESCE(desktop_id, '') = ?2 AND kind = ?3 AND resolved_at IS NULL",
+    [ST_ALERT_GET_FOR_USER] =
+	"SELECT " ALERT_COLS " FROM alerts a "
+	"JOIN members m ON m.workspace_id = a.workspace_id AND m.user_id = ?1 WHERE a.id = ?2",
+    [ST_ALERT_LIST] = "SELECT " ALERT_COLS " FROM alerts a "
+		      "JOIN members m ON m.workspace_id = a.workspace_id AND m.user_id = ?1 "
+		      "WHERE (?2 IS NULL OR a.workspace_id = ?2) AND (?3 = 0 "
+		      "OR (?3 = 1 AND a.acknowledged_at IS NULL) "
+		      "OR (?3 = 2 AND a.acknowledged_at IS NOT NULL)) "
+		      "ORDER BY a.created_at DESC, a.id DESC LIMIT ?4",
+    [ST_ALERT_ACK] = "UPDATE alerts SET acknowledged_at = ?3, acknowledged_by = ?2, "
+		     "resolved_at = CASE WHEN ?4 <> 0 THEN COALESCE(resolved_at, ?3) "
+		     "ELSE resolved_at END WHERE id = ?1 AND acknowledged_at IS NULL",
+    [ST_ALERT_SET_DELIVERY] =
+	"UPDATE alerts SET delivery = ?2, delivery_attempts = ?3 WHERE id = ?1",
+    [ST_EXTRA_GET] = "SELECT " EXTRA_COLS " FROM desktop_extras WHERE desktop_id = ?1",
+    [ST_EXTRA_PUT] = "INSERT INTO desktop_extras (desktop_id, boot_path, boot_note, "
+		     "setup_state, setup_items, setup_reason, source_snapshot, source_desktop, "
+		     "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+		     "ON CONFLICT (desktop_id) DO UPDATE SET boot_path = excluded.boot_path, "
+		     "boot_note = excluded.boot_note, setup_state = excluded.setup_state, "
+		     "setup_items = excluded.setup_items, setup_reason = excluded.setup_reason, "
+		     "source_snapshot = excluded.source_snapshot, "
+		     "source_desktop = excluded.source_desktop, updated_at = excluded.updated_at",
+    [ST_SNAPSHOT_INSERT] = "INSERT INTO snapshots (" SNAPSHOT_COLS ") VALUES (?1, ?2, ?3, ?4, "
+			   "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    [ST_SNAPSHOT_GET] = "SELECT " SNAPSHOT_COLS " FROM snapshots "
+			"WHERE id = ?2 AND (?1 IS NULL OR desktop_id = ?1)",
+    [ST_SNAPSHOT_LIST] = "SELECT " SNAPSHOT_COLS " FROM snapshots WHERE desktop_id = ?1 "
+			 "ORDER BY created_at, id",
+    [ST_SNAPSHOT_SET_STATE] = "UPDATE snapshots SET state = ?2, kind = COALESCE(?3, kind), "
+			      "size_bytes = ?4, reason = COALESCE(?5, '') WHERE id = ?1",
+    [ST_SNAPSHOT_DELETE] = "DELETE FROM snapshots WHERE id = ?1",
+    [ST_SNAPSHOT_USAGE] = "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM snapshots "
+			  "WHERE desktop_id = ?1 AND state <> 'failed'",
+    [ST_SSH_KEYS_GET] = "SELECT keys FROM workspace_ssh_keys WHERE workspace_id = ?1",
+    [ST_SSH_KEYS_PUT] = "INSERT INTO workspace_ssh_keys (workspace_id, keys, updated_at) "
+			"VALUES (?1, ?2, ?3) ON CONFLICT (workspace_id) DO UPDATE SET "
+			"keys = excluded.keys, updated_at = excluded.updated_at",
+    [ST_CHAT_INSERT] = "INSERT INTO chat_messages (id, desktop_id, workspace_id, role, status, "
+		       "user_id, reply_to, content, data, created_at) "
+		       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [ST_CHAT_LIST] = "SELECT " CHAT_COLS " FROM chat_messages WHERE desktop_id = ?1 AND "
+		     "(?2 IS NULL OR seq < (SELECT seq FROM chat_messages WHERE id = ?2)) "
+		     "ORDER BY seq DESC LIMIT ?3",
+    [ST_CHAT_QUEUED] = "SELECT " CHAT_COLS " FROM chat_messages WHERE desktop_id = ?1 AND "
+		       "role = 'user' AND status = 'queued' ORDER BY seq",
+    [ST_CHAT_DELIVERED] = "UPDATE chat_messages SET status = 'delivered', delivered_at = ?2 "
+			  "WHERE id = ?1 AND status = 'queued'",
+    [ST_LLM_USAGE_ADD] = "INSERT INTO llm_usage (desktop_id, workspace_id, provider, model, "
+			 "input_tokens, output_tokens, created_at) "
+			 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_LLM_USAGE_SUM] = "SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), "
+			 "COALESCE(SUM(output_tokens), 0) FROM llm_usage WHERE desktop_id = ?1",
+    [ST_EGRESS_APPEND] = "INSERT INTO egress_log (desktop_id, workspace_id, host, port, allowed, "
+			 "reason, bytes_up, bytes_down, created_at) "
+			 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_EGRESS_LIST] = "SELECT id, desktop_id, workspace_id, host, port, allowed, reason, "
+		       "bytes_up, bytes_down, created_at FROM egress_log WHERE desktop_id = ?1 "
+		       "AND (?2 = 0 OR id < ?2) ORDER BY id DESC LIMIT ?3",
+    [ST_WS_SETTING_GET] = "SELECT value FROM workspace_settings WHERE workspace_id = ?1 AND "
+			  "name = ?2",
+    [ST_WS_SETTING_PUT] = "INSERT INTO workspace_settings (workspace_id, name, value, updated_at) "
+			  "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (workspace_id, name) DO UPDATE "
+			  "SET value = excluded.value, updated_at = excluded.updated_at",
+    [ST_DSK_SETTING_GET] = "SELECT value FROM desktop_settings WHERE desktop_id = ?1 AND "
+			   "name = ?2",
+    [ST_DSK_SETTING_PUT] = "INSERT INTO desktop_settings (desktop_id, name, value, updated_at) "
+			   "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (desktop_id, name) DO UPDATE "
+			   "SET value = excluded.value, updated_at = excluded.updated_at",
+    [ST_DSK_SETTING_ALL] = "SELECT s.desktop_id, s.value FROM desktop_settings s "
+			   "JOIN desktops d ON d.id = s.desktop_id "
+			   "WHERE s.name = ?1 AND d.state <> 'destroyed'",
+    [ST_APPROVAL_INSERT] = "INSERT INTO approvals (id, desktop_id, workspace_id, ref, kind, "
+			   "action, input, reason, status, created_at, expires_at) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10)",
+    [ST_APPROVAL_GET] = "SELECT " APPROVAL_COLS " FROM approvals a WHERE a.id = ?2 AND "
+			"(?1 IS NULL OR a.workspace_id IN "
+			"(SELECT workspace_id FROM members WHERE user_id = ?1))",
+    [ST_APPROVAL_LIST] = "SELECT " APPROVAL_COLS " FROM approvals a WHERE "
+			 "(?1 IS NULL OR a.workspace_id IN "
+			 "(SELECT workspace_id FROM members WHERE user_id = ?1)) AND "
+			 "(?2 IS NULL OR a.status = ?2) ORDER BY a.created_at DESC, a.id DESC "
+			 "LIMIT ?3",
+    [ST_APPROVAL_DECIDE] = "UPDATE approvals SET status = ?2, decided_by = ?3, note = ?4, "
+			   "decided_at = ?5 WHERE id = ?1 AND status = 'pending'",
+    [ST_APPROVAL_SHOT_PUT] = "UPDATE approvals SET screenshot = ?2 WHERE id = ?1",
+    [ST_APPROVAL_SHOT_GET] = "SELECT screenshot FROM approvals WHERE id = ?1 AND "
+			     "screenshot IS NOT NULL",
 };
 
 struct store {
@@ -1476,4 +1646,922 @@ int store_meta_set(struct store *s, const char *key, const char *value, struct e
 	bind_text(st, 1, key);
 	bind_text(st, 2, value);
 	return stmt_exec(s, st, err, "set setting", NULL, NULL);
+}
+
+/* Services */
+
+static void service_row(sqlite3_stmt *st, void *row)
+{
+	struct service *sv = row;
+
+	col_text(st, 0, sv->desktop_id, sizeof(sv->desktop_id));
+	col_text(st, 1, sv->name, sizeof(sv->name));
+	sv->command = col_dup(st, 2);
+	col_text(st, 3, sv->user, sizeof(sv->user));
+	sv->created_at = col_i64(st, 4);
+}
+
+static void services_release(void *rows, size_t n)
+{
+	store_services_free(rows, n);
+}
+
+static const struct rowtype service_rows = {sizeof(struct service), service_row,
+					    services_release};
+
+int store_service_insert(struct store *s, const struct service *sv, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_SERVICE_INSERT, err)))
+		return -1;
+	bind_text(st, 1, sv->desktop_id);
+	bind_text(st, 2, sv->name);
+	bind_text(st, 3, sv->command);
+	bind_text(st, 4, sv->user);
+	bind_i64(st, 5, sv->created_at);
+	return stmt_exec(s, st, err, "insert service", "the desktop has a service of that name",
+			 "desktop not found");
+}
+
+int store_service_delete(struct store *s, const char *desktop_id, const char *name,
+			 struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_SERVICE_DELETE, err)))
+		return -1;
+	bind_text(st, 1, desktop_id);
+	bind_text(st, 2, name);
+	return stmt_change(s, st, err, "delete service", "service not found");
+}
+
+int store_service_list(struct store *s, const char *desktop_id, struct service **out, size_t *n,
+		       struct err *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (!(st = stmt_get(s, ST_SERVICE_LIST, err)))
+		return -1;
+	bind_text(st, 1, desktop_id);
+	*out = list_collect(s, st, &service_rows, n, &rc, err, "list services");
+	return rc;
+}
+
+void store_services_free(struct service *sv, size_t n)
+{
+	if (!sv)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(sv[i].command);
+	free(sv);
+}
+
+/* Alert rules and webhooks */
+
+int store_alert_rules_get(struct store *s, const char *workspace_id, char **rules,
+			  struct err *err)
+{
+	sqlite3_stmt *st;
+
+	*rules = NULL;
+	if (!(st = stmt_get(s, ST_ALERT_RULES_GET, err)))
+		return -1;
+	bind_text(st, 1, workspace_id);
+	if (stmt_row(s, st, err, "get alert rules", "no alert rules"))
+		return -1;
+	*rules = col_dup(st, 0);
+	stmt_done(st);
+	return *rules ? 0 : err_set(err, 404, "not_found", "no alert rules");
+}
+
+int store_alert_rules_set(struct store *s, const char *workspace_id, const char *rules,
+			  int64_t now, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_ALERT_RULES_SET, err)))
+		return -1;
+	bind_text(st, 1, workspace_id);
+	bind_text(st, 2, rules);
+	bind_i64(st, 3, now);
+	return stmt_exec(s, st, err, "set alert rules", NULL, "workspace not found");
+}
+
+int store_webhook_get(struct store *s, const char *workspace_id, struct webhook *w,
+		      struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_WEBHOOK_GET, err)))
+		return -1;
+	bind_text(st, 1, workspace_id);
+	if (stmt_row(s, st, err, "get webhook", "the workspace has no webhook"))
+		return -1;
+	memset(w, 0, sizeof(*w));
+	col_text(st, 0, w->workspace_id, sizeof(w->workspace_id));
+	col_text(st, 1, w->url, sizeof(w->url));
+	col_text(st, 2, w->secret, sizeof(w->secret));
+	w->created_at = col_i64(st, 3);
+	stmt_done(st);
+	return 0;
+}
+
+int store_webhook_set(struct store *s, const struct webhook *w, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_WEBHOOK_SET, err)))
+		return -1;
+	bind_text(st, 1, w->workspace_id);
+	bind_text(st, 2, w->url);
+	bind_text(st, 3, w->secret);
+	bind_i64(st, 4, w->created_at);
+	return stmt_exec(s, st, err, "set webhook", NULL, "workspace not found");
+}
+
+int store_webhook_delete(struct store *s, const char *workspace_id, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_WEBHOOK_DELETE, err)))
+		return -1;
+	bind_text(st, 1, workspace_id);
+	return stmt_change(s, st, err, "delete webhook", "the workspace has no webhook");
+}
+
+/* Alerts */
+
+static void alert_row(sqlite3_stmt *st, void *row)
+{
+	struct alert *a = row;
+
+	col_text(st, 0, a->id, sizeof(a->id));
+	col_text(st, 1, a->workspace_id, sizeof(a->workspace_id));
+	col_text(st, 2, a->desktop_id, sizeof(a->desktop_id));
+	col_text(st, 3, a->kind, sizeof(a->kind));
+	col_text(st, 4, a->message, sizeof(a->message));
+	a->has_value = sqlite3_column_type(st, 5) != SQLITE_NULL;
+	a->value = sqlite3_column_double(st, 5);
+	a->threshold = sqlite3_column_double(st, 6);
+	a->created_at = col_i64(st, 7);
+	a->resolved_at = col_i64(st, 8);
+	a->acknowledged_at = col_i64(st, 9);
+	col_text(st, 10, a->acknowledged_by, sizeof(a->acknowledged_by));
+	col_text(st, 11, a->delivery, sizeof(a->delivery));
+	a->delivery_attempts = sqlite3_column_int(st, 12);
+}
+
+static const struct rowtype alert_rows = {sizeof(struct alert), alert_row, NULL};
+
+int store_alert_insert(struct store *s, const struct alert *a, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_ALERT_INSERT, err)))
+		return -1;
+	bind_text(st, 1, a->id);
+	bind_text(st, 2, a->workspace_id);
+	bind_opt(st, 3, a->desktop_id);
+	bind_text(st, 4, a->kind);
+	bind_text(st, 5, a->message);
+	if (a->has_value) {
+		sqlite3_bind_double(st, 6, a->value);
+		sqlite3_bind_double(st, 7, a->threshold);
+	} else {
+		sqlite3_bind_null(st, 6);
+		sqlite3_bind_null(st, 7);
+	}
+	bind_i64(st, 8, a->created_at);
+	bind_text(st, 9, *a->delivery ? a->delivery : "none");
+	return stmt_exec(s, st, err, "insert alert", "an alert of this episode is open",
+			 "workspace not found");
+}
+
+int store_alert_resolve(struct store *s, const char *workspace_id, const char *desktop_id,
+			const char *kind, int64_t now, int *changed, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	*changed = 0;
+	if (!(st = stmt_get(s, ST_ALERT_RESOLVE, err)))
+		return -1;
+	bind_text(st, 1, workspace_id);
+	bind_text(st, 2, desktop_id ? desktop_id : "");
+	bind_text(st, 3, kind);
+	bind_i64(st, 4, now);
+	if (stmt_exec(s, st, err, "resolve alert", NULL, NULL))
+		return -1;
+	*changed = sqlite3_changes(s->db) > 0;
+	return 0;
+}
+
+int store_alert_get_for_user(struct store *s, const char *user_id, const char *id,
+			     struct alert *a, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_ALERT_GET_FOR_USER, err)))
+		return -1;
+	bind_text(st, 1, user_id);
+	bind_text(st, 2, id);
+	if (stmt_row(s, st, err, "get alert", "alert not found"))
+		return -1;
+	memset(a, 0, sizeof(*a));
+	alert_row(st, a);
+	stmt_done(st);
+	return 0;
+}
+
+int store_alert_list(struct store *s, const char *user_id, const char *workspace_id,
+		     enum store_alert_filter filter, int limit, struct alert **out, size_t *n,
+		     struct err *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (!(st = stmt_get(s, ST_ALERT_LIST, err)))
+		return -1;
+	bind_text(st, 1, user_id);
+	bind_opt(st, 2, workspace_id);
+	bind_i64(st, 3, filter);
+	bind_i64(st, 4, list_limit(limit));
+	*out = list_collect(s, st, &alert_rows, n, &rc, err, "list alerts");
+	return rc;
+}
+
+int store_alert_ack(struct store *s, const char *id, const char *user_id, int64_t now,
+		    int resolve, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_ALERT_ACK, err)))
+		return -1;
+	bind_text(st, 1, id);
+	bind_text(st, 2, user_id);
+	bind_i64(st, 3, now);
+	bind_i64(st, 4, resolve);
+	if (stmt_exec(s, st, err, "acknowledge alert", NULL, NULL))
+		return -1;
+	if (sqlite3_changes(s->db) == 0)
+		return err_set(err, 409, "conflict", "the alert is acknowledged already");
+	return 0;
+}
+
+int store_alert_set_delivery(struct store *s, const char *id, const char *delivery,
+			     int attempts, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_ALERT_SET_DELIVERY, err)))
+		return -1;
+	bind_text(st, 1, id);
+	bind_text(st, 2, delivery);
+	bind_i64(st, 3, attempts);
+	return stmt_change(s, st, err, "set alert delivery", "alert not found");
+}
+
+/* Issue 5: boot paths, first-boot configuration state, snapshots, SSH keys */
+
+int store_desktop_extra_get(struct store *s, const char *desktop_id, struct desktop_extra *x,
+			    struct err *err)
+{
+	sqlite3_stmt *st;
+	struct err e = ERR_INIT;
+
+	memset(x, 0, sizeof(*x));
+	memcpy(x->setup_state, "none", 5);
+	if (!(st = stmt_get(s, ST_EXTRA_GET, err)))
+		return -1;
+	bind_text(st, 1, desktop_id);
+	if (stmt_row(s, st, &e, "get desktop extras", "none")) {
+		if (e.status == 404)
+			return 0;
+		*err = e;
+		return -1;
+	}
+	col_text(st, 0, x->boot_path, sizeof(x->boot_path));
+	col_text(st, 1, x->boot_note, sizeof(x->boot_note));
+	col_text(st, 2, x->setup_state, sizeof(x->setup_state));
+	col_text(st, 3, x->setup_items, sizeof(x->setup_items));
+	col_text(st, 4, x->setup_reason, sizeof(x->setup_reason));
+	col_text(st, 5, x->source_snapshot, sizeof(x->source_snapshot));
+	col_text(st, 6, x->source_desktop, sizeof(x->source_desktop));
+	stmt_done(st);
+	return 0;
+}
+
+int store_desktop_extra_put(struct store *s, const char *desktop_id,
+			    const struct desktop_extra *x, int64_t now, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_EXTRA_PUT, err)))
+		return -1;
+	bind_text(st, 1, desktop_id);
+	bind_text(st, 2, x->boot_path);
+	bind_text(st, 3, x->boot_note);
+	bind_text(st, 4, *x->setup_state ? x->setup_state : "none");
+	bind_text(st, 5, x->setup_items);
+	bind_text(st, 6, x->setup_reason);
+	bind_text(st, 7, x->source_snapshot);
+	bind_text(st, 8, x->source_desktop);
+	bind_i64(st, 9, now);
+	return stmt_exec(s, st, err, "put desktop extras", NULL, "desktop not found");
+}
+
+static void snapshot_read(sqlite3_stmt *st, void *row)
+{
+	struct snapshot *sn = row;
+
+	col_text(st, 0, sn->id, sizeof(sn->id));
+	col_text(st, 1, sn->desktop_id, sizeof(sn->desktop_id));
+	col_text(st, 2, sn->workspace_id, sizeof(sn->workspace_id));
+	col_text(st, 3, sn->name, sizeof(sn->name));
+	col_text(st, 4, sn->state, sizeof(sn->state));
+	col_text(st, 5, sn->kind, sizeof(sn->kind));
+	sn->size_bytes = col_i64(st, 6);
+	col_text(st, 7, sn->reason, sizeof(sn->reason));
+	col_text(st, 8, sn->tier, sizeof(sn->tier));
+	col_text(st, 9, sn->image, sizeof(sn->image));
+	col_text(st, 10, sn->image_version, sizeof(sn->image_version));
+	sn->vcpus = (int)col_i64(st, 11);
+	sn->memory_mb = (int)col_i64(st, 12);
+	sn->disk_gb = (int)col_i64(st, 13);
+	sn->created_at = col_i64(st, 14);
+}
+
+static const struct rowtype snapshot_rows = {sizeof(struct snapshot), snapshot_read, NULL};
+
+int store_snapshot_insert(struct store *s, const struct snapshot *sn, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_SNAPSHOT_INSERT, err)))
+		return -1;
+	bind_text(st, 1, sn->id);
+	bind_text(st, 2, sn->desktop_id);
+	bind_text(st, 3, sn->workspace_id);
+	bind_text(st, 4, sn->name);
+	bind_text(st, 5, sn->state);
+	bind_text(st, 6, sn->kind);
+	bind_i64(st, 7, sn->size_bytes);
+	bind_text(st, 8, sn->reason);
+	bind_text(st, 9, sn->tier);
+	bind_text(st, 10, sn->image);
+	bind_text(st, 11, sn->image_version);
+	bind_i64(st, 12, sn->vcpus);
+	bind_i64(st, 13, sn->memory_mb);
+	bind_i64(st, 14, sn->disk_gb);
+	bind_i64(st, 15, sn->created_at);
+	return stmt_exec(s, st, err, "insert snapshot",
+			 "the desktop already has a snapshot with this name", "desktop not found");
+}
+
+int store_snapshot_get(struct store *s, const char *desktop_id, const char *id,
+		       struct snapshot *sn, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_SNAPSHOT_GET, err)))
+		return -1;
+	bind_text(st, 1, desktop_id);
+	bind_text(st, 2, id);
+	if (stmt_row(s, st, err, "get snapshot", "snapshot not found"))
+		return -1;
+	memset(sn, 0, sizeof(*sn));
+	snapshot_read(st, sn);
+	stmt_done(st);
+	return 0;
+}
+
+int store_snapshot_list(struct store *s, const char *desktop_id, struct snapshot **out,
+			size_t *n, struct err *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (!(st = stmt_get(s, ST_SNAPSHOT_LIST, err)))
+		return -1;
+	bind_text(st, 1, desktop_id);
+	*out = list_collect(s, st, &snapshot_rows, n, &rc, err, "list snapshots");
+	return rc;
+}
+
+int store_snapshot_set_state(struct store *s, const char *id, const char *state,
+			     const char *kind, int64_t size_bytes, const char *reason,
+			     struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_SNAPSHOT_SET_STATE, err)))
+		return -1;
+	bind_text(st, 1, id);
+	bind_text(st, 2, state);
+	bind_text(st, 3, kind);
+	bind_i64(st, 4, size_bytes);
+	bind_text(st, 5, reason);
+	return stmt_change(s, st, err, "set snapshot state", "snapshot not found");
+}
+
+int store_snapshot_delete(struct store *s, const char *id, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_SNAPSHOT_DELETE, err)))
+		return -1;
+	bind_text(st, 1, id);
+	return stmt_change(s, st, err, "delete snapshot", "snapshot not found");
+}
+
+int store_snapshot_usage(struct store *s, const char *desktop_id, int64_t *count,
+			 int64_t *bytes, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_SNAPSHOT_USAGE, err)))
+		return -1;
+	bind_text(st, 1, desktop_id);
+	if (stmt_row(s, st, err, "snapshot usage", "no result"))
+		return -1;
+	*count = col_i64(st, 0);
+	*bytes = col_i64(st, 1);
+	stmt_done(st);
+	return 0;
+}
+
+int store_ssh_keys_get(struct store *s, const char *workspace_id, char **json, struct err *err)
+{
+	sqlite3_stmt *st;
+	struct err e = ERR_INIT;
+
+	*json = NULL;
+	if (!(st = stmt_get(s, ST_SSH_KEYS_GET, err)))
+		return -1;
+	bind_text(st, 1, workspace_id);
+	if (stmt_row(s, st, &e, "get ssh keys", "none")) {
+		if (e.status != 404) {
+			*err = e;
+			return -1;
+		}
+		*json = xstrdup("[]");
+		return 0;
+	}
+	*json = col_dup(st, 0);
+	stmt_done(st);
+	if (!*json)
+		*json = xstrdup("[]");
+	return 0;
+}
+
+int store_ssh_keys_put(struct store *s, const char *workspace_id, const char *json, int64_t now,
+		       struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_SSH_KEYS_PUT, err)))
+		return -1;
+	bind_text(st, 1, workspace_id);
+	bind_text(st, 2, json);
+	bind_i64(st, 3, now);
+	return stmt_exec(s, st, err, "put ssh keys", NULL, "workspace not found");
+}
+
+/* Issue 6: the pilot's conversation, usage, egress log, settings and
+ * approvals. */
+
+static void chat_read(sqlite3_stmt *st, void *row)
+{
+	struct chat_msg *m = row;
+
+	m->seq = col_i64(st, 0);
+	col_text(st, 1, m->id, sizeof(m->id));
+	col_text(st, 2, m->desktop_id, sizeof(m->desktop_id));
+	col_text(st, 3, m->workspace_id, sizeof(m->workspace_id));
+	col_text(st, 4, m->role, sizeof(m->role));
+	col_text(st, 5, m->status, sizeof(m->status));
+	col_text(st, 6, m->user_id, sizeof(m->user_id));
+	col_text(st, 7, m->reply_to, sizeof(m->reply_to));
+	m->content = col_dup(st, 8);
+	if (!m->content)
+		m->content = xstrdup("");
+	m->data = col_dup(st, 9);
+	m->created_at = col_i64(st, 10);
+	m->delivered_at = col_i64(st, 11);
+}
+
+void store_chat_free(struct chat_msg *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(m[i].content);
+		free(m[i].data);
+	}
+	free(m);
+}
+
+static void chat_release(void *rows, size_t n)
+{
+	store_chat_free(rows, n);
+}
+
+static const struct rowtype chat_rows = {sizeof(struct chat_msg), chat_read, chat_release};
+
+int store_chat_insert(struct store *s, struct chat_msg *m, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_CHAT_INSERT, err)))
+		return -1;
+	bind_text(st, 1, m->id);
+	bind_text(st, 2, m->desktop_id);
+	bind_text(st, 3, m->workspace_id);
+	bind_text(st, 4, m->role);
+	bind_text(st, 5, m->status);
+	bind_text(st, 6, m->user_id);
+	bind_text(st, 7, m->reply_to);
+	bind_text(st, 8, m->content ? m->content : "");
+	bind_text(st, 9, m->data);
+	bind_i64(st, 10, m->created_at);
+	if (stmt_exec(s, st, err, "insert chat message", NULL, "desktop not found"))
+		return -1;
+	m->seq = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+int store_chat_list(struct store *s, const char *desktop_id, const char *before, int limit,
+		    struct chat_msg **out, size_t *n, struct err *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!(st = stmt_get(s, ST_CHAT_LIST, err)))
+		return -1;
+	bind_text(st, 1, desktop_id);
+	bind_opt(st, 2, before);
+	bind_i64(st, 3, list_limit(limit));
+	*out = list_collect(s, st, &chat_rows, n, &rc, err, "list chat messages");
+	/* Newest first from SQL: the page reads oldest first. */
+	for (size_t i = 0; rc == 0 && i < *n / 2; i++) {
+		struct chat_msg t = (*out)[i];
+		(*out)[i] = (*out)[*n - 1 - i];
+		(*out)[*n - 1 - i] = t;
+	}
+	return rc;
+}
+
+int store_chat_queued(struct store *s, const char *desktop_id, struct chat_msg **out, size_t *n,
+		      struct err *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!(st = stmt_get(s, ST_CHAT_QUEUED, err)))
+		return -1;
+	bind_text(st, 1, desktop_id);
+	*out = list_collect(s, st, &chat_rows, n, &rc, err, "list queued chat messages");
+	return rc;
+}
+
+int store_chat_delivered(struct store *s, const char *id, int64_t now, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_CHAT_DELIVERED, err)))
+		return -1;
+	bind_text(st, 1, id);
+	bind_i64(st, 2, now);
+	return stmt_exec(s, st, err, "mark chat message delivered", NULL, NULL);
+}
+
+int store_llm_usage_add(struct store *s, const char *desktop_id, const char *workspace_id,
+			const char *provider, const char *model, int64_t input_tokens,
+			int64_t output_tokens, int64_t now, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_LLM_USAGE_ADD, err)))
+		return -1;
+	bind_text(st, 1, desktop_id);
+	bind_text(st, 2, workspace_id);
+	bind_text(st, 3, provider);
+	bind_text(st, 4, model);
+	bind_i64(st, 5, input_tokens);
+	bind_i64(st, 6, output_tokens);
+	bind_i64(st, 7, now);
+	return stmt_exec(s, st, err, "add llm usage", NULL, "desktop not found");
+}
+
+int store_llm_usage_sum(struct store *s, const char *desktop_id, int64_t *calls,
+			int64_t *input_tokens, int64_t *output_tokens, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_LLM_USAGE_SUM, err)))
+		return -1;
+	bind_text(st, 1, desktop_id);
+	if (stmt_row(s, st, err, "sum llm usage", "no result"))
+		return -1;
+	*calls = col_i64(st, 0);
+	*input_tokens = col_i64(st, 1);
+	*output_tokens = col_i64(st, 2);
+	stmt_done(st);
+	return 0;
+}
+
+static void egress_read(sqlite3_stmt *st, void *row)
+{
+	struct egress_entry *e = row;
+
+	e->id = col_i64(st, 0);
+	col_text(st, 1, e->desktop_id, sizeof(e->desktop_id));
+	col_text(st, 2, e->workspace_id, sizeof(e->workspace_id));
+	col_text(st, 3, e->host, sizeof(e->host));
+	e->port = (int)col_i64(st, 4);
+	e->allowed = (int)col_i64(st, 5);
+	col_text(st, 6, e->reason, sizeof(e->reason));
+	e->bytes_up = col_i64(st, 7);
+	e->bytes_down = col_i64(st, 8);
+	e->created_at = col_i64(st, 9);
+}
+
+static const struct rowtype egress_rows = {sizeof(struct egress_entry), egress_read, NULL};
+
+int store_egress_append(struct store *s, struct egress_entry *e, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_EGRESS_APPEND, err)))
+		return -1;
+	bind_text(st, 1, e->desktop_id);
+	bind_text(st, 2, e->workspace_id);
+	bind_text(st, 3, e->host);
+	bind_i64(st, 4, e->port);
+	bind_i64(st, 5, e->allowed);
+	bind_text(st, 6, e->reason);
+	bind_i64(st, 7, e->bytes_up);
+	bind_i64(st, 8, e->bytes_down);
+	bind_i64(st, 9, e->created_at);
+	if (stmt_exec(s, st, err, "append egress log", NULL, "desktop not found"))
+		return -1;
+	e->id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+int store_egress_list(struct store *s, const char *desktop_id, int64_t before_id, int limit,
+		      struct egress_entry **out, size_t *n, struct err *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!(st = stmt_get(s, ST_EGRESS_LIST, err)))
+		return -1;
+	bind_text(st, 1, desktop_id);
+	bind_i64(st, 2, before_id);
+	bind_i64(st, 3, list_limit(limit));
+	*out = list_collect(s, st, &egress_rows, n, &rc, err, "list egress log");
+	return rc;
+}
+
+/* One JSON setting of a workspace or a desktop. */
+static int setting_get(struct store *s, enum stmt id, const char *owner, const char *name,
+		       char **value, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	*value = NULL;
+	if (!(st = stmt_get(s, id, err)))
+		return -1;
+	bind_text(st, 1, owner);
+	bind_text(st, 2, name);
+	if (stmt_row(s, st, err, "get setting", "setting not set"))
+		return -1;
+	*value = col_dup(st, 0);
+	stmt_done(st);
+	return *value ? 0 : err_set(err, 404, "not_found", "setting not set");
+}
+
+static int setting_put(struct store *s, enum stmt id, const char *owner, const char *name,
+		       const char *value, int64_t now, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, id, err)))
+		return -1;
+	bind_text(st, 1, owner);
+	bind_text(st, 2, name);
+	bind_text(st, 3, value);
+	bind_i64(st, 4, now);
+	return stmt_exec(s, st, err, "put setting", NULL, "owner not found");
+}
+
+int store_workspace_setting_get(struct store *s, const char *workspace_id, const char *name,
+				char **value, struct err *err)
+{
+	return setting_get(s, ST_WS_SETTING_GET, workspace_id, name, value, err);
+}
+
+int store_workspace_setting_put(struct store *s, const char *workspace_id, const char *name,
+				const char *value, int64_t now, struct err *err)
+{
+	return setting_put(s, ST_WS_SETTING_PUT, workspace_id, name, value, now, err);
+}
+
+int store_desktop_setting_get(struct store *s, const char *desktop_id, const char *name,
+			      char **value, struct err *err)
+{
+	return setting_get(s, ST_DSK_SETTING_GET, desktop_id, name, value, err);
+}
+
+int store_desktop_setting_put(struct store *s, const char *desktop_id, const char *name,
+			      const char *value, int64_t now, struct err *err)
+{
+	return setting_put(s, ST_DSK_SETTING_PUT, desktop_id, name, value, now, err);
+}
+
+static void dsetting_read(sqlite3_stmt *st, void *row)
+{
+	struct desktop_setting *v = row;
+
+	col_text(st, 0, v->desktop_id, sizeof(v->desktop_id));
+	v->value = col_dup(st, 1);
+}
+
+void store_desktop_settings_free(struct desktop_setting *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].value);
+	free(v);
+}
+
+static void dsetting_release(void *rows, size_t n)
+{
+	store_desktop_settings_free(rows, n);
+}
+
+static const struct rowtype dsetting_rows = {sizeof(struct desktop_setting), dsetting_read,
+					     dsetting_release};
+
+int store_desktop_setting_all(struct store *s, const char *name, struct desktop_setting **out,
+			      size_t *n, struct err *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!(st = stmt_get(s, ST_DSK_SETTING_ALL, err)))
+		return -1;
+	bind_text(st, 1, name);
+	*out = list_collect(s, st, &dsetting_rows, n, &rc, err, "list desktop settings");
+	return rc;
+}
+
+static void approval_read(sqlite3_stmt *st, void *row)
+{
+	struct approval *a = row;
+
+	col_text(st, 0, a->id, sizeof(a->id));
+	col_text(st, 1, a->desktop_id, sizeof(a->desktop_id));
+	col_text(st, 2, a->workspace_id, sizeof(a->workspace_id));
+	col_text(st, 3, a->ref, sizeof(a->ref));
+	col_text(st, 4, a->kind, sizeof(a->kind));
+	a->action = col_dup(st, 5);
+	a->input = col_dup(st, 6);
+	col_text(st, 7, a->reason, sizeof(a->reason));
+	col_text(st, 8, a->status, sizeof(a->status));
+	col_text(st, 9, a->decided_by, sizeof(a->decided_by));
+	col_text(st, 10, a->note, sizeof(a->note));
+	a->has_screenshot = (int)col_i64(st, 11);
+	a->created_at = col_i64(st, 12);
+	a->expires_at = col_i64(st, 13);
+	a->decided_at = col_i64(st, 14);
+}
+
+void store_approval_release(struct approval *a)
+{
+	free(a->action);
+	free(a->input);
+	a->action = a->input = NULL;
+}
+
+void store_approvals_free(struct approval *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		store_approval_release(&a[i]);
+	free(a);
+}
+
+static void approval_rows_release(void *rows, size_t n)
+{
+	store_approvals_free(rows, n);
+}
+
+static const struct rowtype approval_rows = {sizeof(struct approval), approval_read,
+					     approval_rows_release};
+
+int store_approval_insert(struct store *s, const struct approval *a, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_APPROVAL_INSERT, err)))
+		return -1;
+	bind_text(st, 1, a->id);
+	bind_text(st, 2, a->desktop_id);
+	bind_text(st, 3, a->workspace_id);
+	bind_text(st, 4, a->ref);
+	bind_text(st, 5, a->kind);
+	bind_text(st, 6, a->action ? a->action : "");
+	bind_text(st, 7, a->input ? a->input : "{}");
+	bind_text(st, 8, a->reason);
+	bind_i64(st, 9, a->created_at);
+	bind_i64(st, 10, a->expires_at);
+	return stmt_exec(s, st, err, "insert approval", NULL, "desktop not found");
+}
+
+int store_approval_get(struct store *s, const char *user_id, const char *id, struct approval *a,
+		       struct err *err)
+{
+	sqlite3_stmt *st;
+
+	memset(a, 0, sizeof(*a));
+	if (!(st = stmt_get(s, ST_APPROVAL_GET, err)))
+		return -1;
+	bind_text(st, 1, user_id);
+	bind_text(st, 2, id);
+	if (stmt_row(s, st, err, "get approval", "approval not found"))
+		return -1;
+	approval_read(st, a);
+	stmt_done(st);
+	return 0;
+}
+
+int store_approval_list(struct store *s, const char *user_id, const char *status, int limit,
+			struct approval **out, size_t *n, struct err *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!(st = stmt_get(s, ST_APPROVAL_LIST, err)))
+		return -1;
+	bind_text(st, 1, user_id);
+	bind_opt(st, 2, status);
+	bind_i64(st, 3, list_limit(limit));
+	*out = list_collect(s, st, &approval_rows, n, &rc, err, "list approvals");
+	return rc;
+}
+
+int store_approval_decide(struct store *s, const char *id, const char *status,
+			  const char *decided_by, const char *note, int64_t now, struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_APPROVAL_DECIDE, err)))
+		return -1;
+	bind_text(st, 1, id);
+	bind_text(st, 2, status);
+	bind_text(st, 3, decided_by ? decided_by : "");
+	bind_text(st, 4, note ? note : "");
+	bind_i64(st, 5, now);
+	if (stmt_exec(s, st, err, "decide approval", NULL, NULL))
+		return -1;
+	if (sqlite3_changes(s->db) == 0)
+		return err_set(err, 409, "conflict", "the approval was already decided");
+	return 0;
+}
+
+int store_approval_screenshot_put(struct store *s, const char *id, const void *png, size_t len,
+				  struct err *err)
+{
+	sqlite3_stmt *st;
+
+	if (!(st = stmt_get(s, ST_APPROVAL_SHOT_PUT, err)))
+		return -1;
+	bind_text(st, 1, id);
+	sqlite3_bind_blob64(st, 2, png, len, SQLITE_STATIC);
+	return stmt_change(s, st, err, "put approval screenshot", "approval not found");
+}
+
+int store_approval_screenshot_get(struct store *s, const char *id, void **png, size_t *len,
+				  struct err *err)
+{
+	sqlite3_stmt *st;
+	const void *b;
+
+	if (!(st = stmt_get(s, ST_APPROVAL_SHOT_GET, err)))
+		return -1;
+	bind_text(st, 1, id);
+	if (stmt_row(s, st, err, "get approval screenshot", "no screenshot"))
+		return -1;
+	b = sqlite3_column_blob(st, 0);
+	*len = (size_t)sqlite3_column_bytes(st, 0);
+	*png = xmalloc(*len ? *len : 1);
+	if (*len)
+		memcpy(*png, b, *len);
+	stmt_done(st);
+	return 0;
 }

@@ -196,8 +196,247 @@ struct usage_row {
 int store_usage_query(struct store *s, const char *workspace_id, int64_t from, int64_t to,
 		      int64_t now, struct usage_row **out, size_t *n, struct err *err);
 
+/* Persistent services (issue 3): commands the agent starts after every
+ * boot of their desktop. */
+#define STORE_SERVICES_MAX 32 /* per desktop */
+struct service {
+	char desktop_id[ID_MAX];
+	char name[64];
+	char *command; /* JSON array of strings, owned */
+	char user[16]; /* "agent" or "root" */
+	int64_t created_at;
+};
+/* 409 when the desktop already has a service of that name. */
+int store_service_insert(struct store *s, const struct service *sv, struct err *err);
+/* 404 when there is none of that name. */
+int store_service_delete(struct store *s, const char *desktop_id, const char *name,
+			 struct err *err);
+/* The desktop's services by name. */
+int store_service_list(struct store *s, const char *desktop_id, struct service **out, size_t *n,
+		       struct err *err);
+void store_services_free(struct service *sv, size_t n);
+
+/* Alert rules of a workspace, as JSON text the caller frees; 404 when the
+ * workspace keeps the defaults. */
+int store_alert_rules_get(struct store *s, const char *workspace_id, char **rules,
+			  struct err *err);
+int store_alert_rules_set(struct store *s, const char *workspace_id, const char *rules,
+			  int64_t now, struct err *err);
+
+/* The workspace's webhook; the secret is kept to sign deliveries. */
+struct webhook {
+	char workspace_id[ID_MAX];
+	char url[2048];
+	char secret[128];
+	int64_t created_at;
+};
+int store_webhook_get(struct store *s, const char *workspace_id, struct webhook *w,
+		      struct err *err);
+/* Creates or replaces. */
+int store_webhook_set(struct store *s, const struct webhook *w, struct err *err);
+int store_webhook_delete(struct store *s, const char *workspace_id, struct err *err);
+
+/* Alerts: one row per episode of a condition. */
+struct alert {
+	char id[ID_MAX];
+	char workspace_id[ID_MAX];
+	char desktop_id[ID_MAX]; /* "" for workspace alerts */
+	char kind[32];		 /* desktopError agentError cpu memory disk refusedBurst */
+	char message[256];
+	int has_value;
+	double value, threshold;
+	int64_t created_at;
+	int64_t resolved_at;	 /* 0: the condition still holds */
+	int64_t acknowledged_at; /* 0: open */
+	char acknowledged_by[ID_MAX];
+	char delivery[16]; /* none pending delivered failed */
+	int delivery_attempts;
+};
+enum store_alert_filter { STORE_ALERTS_ALL, STORE_ALERTS_OPEN, STORE_ALERTS_ACKNOWLEDGED };
+/* 409 while an unresolved alert of the same workspace, desktop and kind
+ * exists (the episode was raised already). */
+int store_alert_insert(struct store *s, const struct alert *a, struct err *err);
+/* Ends the open episode of (workspace, desktop, kind), if any; *changed
+ * tells whether there was one. */
+int store_alert_resolve(struct store *s, const char *workspace_id, const char *desktop_id,
+			const char *kind, int64_t now, int *changed, struct err *err);
+/* 404 unless the user is a member of the alert's workspace. */
+int store_alert_get_for_user(struct store *s, const char *user_id, const char *id,
+			     struct alert *a, struct err *err);
+/* Newest first; workspace_id NULL: all the user's workspaces. */
+int store_alert_list(struct store *s, const char *user_id, const char *workspace_id,
+		     enum store_alert_filter filter, int limit, struct alert **out, size_t *n,
+		     struct err *err);
+/* 409 when already acknowledged. resolve: the acknowledgement also ends
+ * the episode (alerts of events rather than conditions). */
+int store_alert_ack(struct store *s, const char *id, const char *user_id, int64_t now,
+		    int resolve, struct err *err);
+int store_alert_set_delivery(struct store *s, const char *id, const char *delivery,
+			     int attempts, struct err *err);
+
 /* Small key/value settings (the accelerator probe's answer, ...). */
 int store_meta_get(struct store *s, const char *key, char *value, size_t n, struct err *err);
 int store_meta_set(struct store *s, const char *key, const char *value, struct err *err);
+
+/* Issue 5: how a desktop last booted and what became of its first-boot
+ * configuration. Only item names are stored, never a secret. A desktop
+ * without a row reads as all "" and setup_state "none". */
+struct desktop_extra {
+	char boot_path[16];	  /* "", cold, template, snapshot, hibernation */
+	char boot_note[256];	  /* why a cold boot when another path was tried */
+	char setup_state[16];	  /* none, pending, applied, failed */
+	char setup_items[128];	  /* "hostname,password,provider,..." */
+	char setup_reason[512];	  /* what failed, for people */
+	char source_snapshot[ID_MAX]; /* a fork: the snapshot it came from */
+	char source_desktop[ID_MAX];
+};
+int store_desktop_extra_get(struct store *s, const char *desktop_id, struct desktop_extra *x,
+			    struct err *err);
+int store_desktop_extra_put(struct store *s, const char *desktop_id,
+			    const struct desktop_extra *x, int64_t now, struct err *err);
+
+/* Snapshots a user named. Files live in the desktop's folder. */
+struct snapshot {
+	char id[ID_MAX];
+	char desktop_id[ID_MAX];
+	char workspace_id[ID_MAX];
+	char name[64];
+	char state[16]; /* creating, ready, failed, restoring, deleting */
+	char kind[16];	/* memory (memory and disk) or disk */
+	int64_t size_bytes;
+	char reason[512];
+	char tier[16];
+	char image[32];
+	char image_version[64];
+	int vcpus;
+	int memory_mb;
+	int disk_gb;
+	int64_t created_at;
+};
+/* 409 when the desktop has a snapshot of that name. */
+int store_snapshot_insert(struct store *s, const struct snapshot *sn, struct err *err);
+/* 404 unless the snapshot exists (desktop_id NULL: any desktop). */
+int store_snapshot_get(struct store *s, const char *desktop_id, const char *id,
+		       struct snapshot *sn, struct err *err);
+int store_snapshot_list(struct store *s, const char *desktop_id, struct snapshot **out,
+			size_t *n, struct err *err);
+/* kind and reason may be NULL (unchanged / cleared). */
+int store_snapshot_set_state(struct store *s, const char *id, const char *state,
+			     const char *kind, int64_t size_bytes, const char *reason,
+			     struct err *err);
+int store_snapshot_delete(struct store *s, const char *id, struct err *err);
+/* Snapshots of the desktop and their total size (failed ones excluded). */
+int store_snapshot_usage(struct store *s, const char *desktop_id, int64_t *count,
+			 int64_t *bytes, struct err *err);
+
+/* The workspace's SSH public keys as a JSON array text ("[]" when none);
+ * *json is the caller's to free. */
+int store_ssh_keys_get(struct store *s, const char *workspace_id, char **json, struct err *err);
+int store_ssh_keys_put(struct store *s, const char *workspace_id, const char *json, int64_t now,
+		       struct err *err);
+
+/* Issue 6: the pilot's conversation, token usage, egress log, settings and
+ * approvals. */
+struct chat_msg {
+	int64_t seq; /* increasing per database: the conversation's order */
+	char id[ID_MAX];
+	char desktop_id[ID_MAX];
+	char workspace_id[ID_MAX];
+	char role[16];	 /* user assistant tool_call tool_result error */
+	char status[16]; /* user messages: queued, delivered; else "" */
+	char user_id[ID_MAX];
+	char reply_to[ID_MAX];
+	char *content; /* owned */
+	char *data;    /* JSON text or NULL, owned */
+	int64_t created_at;
+	int64_t delivered_at; /* 0: not yet */
+};
+/* Fills m->seq. 409 when the id exists. */
+int store_chat_insert(struct store *s, struct chat_msg *m, struct err *err);
+/* The page of the desktop's messages before the message `before` (NULL:
+ * the newest), oldest first. */
+int store_chat_list(struct store *s, const char *desktop_id, const char *before, int limit,
+		    struct chat_msg **out, size_t *n, struct err *err);
+/* The desktop's user messages still queued, oldest first. */
+int store_chat_queued(struct store *s, const char *desktop_id, struct chat_msg **out, size_t *n,
+		      struct err *err);
+int store_chat_delivered(struct store *s, const char *id, int64_t now, struct err *err);
+void store_chat_free(struct chat_msg *m, size_t n);
+
+int store_llm_usage_add(struct store *s, const char *desktop_id, const char *workspace_id,
+			const char *provider, const char *model, int64_t input_tokens,
+			int64_t output_tokens, int64_t now, struct err *err);
+/* Sums over the desktop's calls. */
+int store_llm_usage_sum(struct store *s, const char *desktop_id, int64_t *calls,
+			int64_t *input_tokens, int64_t *output_tokens, struct err *err);
+
+struct egress_entry {
+	int64_t id;
+	char desktop_id[ID_MAX];
+	char workspace_id[ID_MAX];
+	char host[256];
+	int port;
+	int allowed;
+	char reason[128];
+	int64_t bytes_up, bytes_down;
+	int64_t created_at;
+};
+/* Fills e->id. */
+int store_egress_append(struct store *s, struct egress_entry *e, struct err *err);
+/* Newest first, id < before_id (0: no bound). */
+int store_egress_list(struct store *s, const char *desktop_id, int64_t before_id, int limit,
+		      struct egress_entry **out, size_t *n, struct err *err);
+
+/* JSON settings by name; *value is the caller's to free; 404 when unset. */
+int store_workspace_setting_get(struct store *s, const char *workspace_id, const char *name,
+				char **value, struct err *err);
+int store_workspace_setting_put(struct store *s, const char *workspace_id, const char *name,
+				const char *value, int64_t now, struct err *err);
+int store_desktop_setting_get(struct store *s, const char *desktop_id, const char *name,
+			      char **value, struct err *err);
+int store_desktop_setting_put(struct store *s, const char *desktop_id, const char *name,
+			      const char *value, int64_t now, struct err *err);
+struct desktop_setting {
+	char desktop_id[ID_MAX];
+	char *value; /* owned */
+};
+/* Every live desktop's setting of that name. */
+int store_desktop_setting_all(struct store *s, const char *name, struct desktop_setting **out,
+			      size_t *n, struct err *err);
+void store_desktop_settings_free(struct desktop_setting *v, size_t n);
+
+struct approval {
+	char id[ID_MAX];
+	char desktop_id[ID_MAX];
+	char workspace_id[ID_MAX];
+	char ref[64];
+	char kind[16];
+	char *action; /* owned */
+	char *input;  /* JSON text, owned */
+	char reason[256];
+	char status[16]; /* pending approved denied expired */
+	char decided_by[ID_MAX];
+	char note[512];
+	int has_screenshot;
+	int64_t created_at, expires_at, decided_at;
+};
+int store_approval_insert(struct store *s, const struct approval *a, struct err *err);
+/* user_id NULL: any approval (internal use); else 404 unless the user is a
+ * member of its workspace. */
+int store_approval_get(struct store *s, const char *user_id, const char *id, struct approval *a,
+		       struct err *err);
+/* Newest first; status NULL: any; user_id NULL: every workspace. */
+int store_approval_list(struct store *s, const char *user_id, const char *status, int limit,
+			struct approval **out, size_t *n, struct err *err);
+/* pending → status; 409 when already decided. */
+int store_approval_decide(struct store *s, const char *id, const char *status,
+			  const char *decided_by, const char *note, int64_t now, struct err *err);
+int store_approval_screenshot_put(struct store *s, const char *id, const void *png, size_t len,
+				  struct err *err);
+/* *png is the caller's to free; 404 when there is none. */
+int store_approval_screenshot_get(struct store *s, const char *id, void **png, size_t *len,
+				  struct err *err);
+void store_approvals_free(struct approval *a, size_t n);
+void store_approval_release(struct approval *a);
 
 #endif

@@ -2,7 +2,12 @@
  * socket (src/guest/channel.h). The host says HELLO whenever it connects
  * and whenever the guest opens the port afresh (QMP VSERPORT_CHANGE); the
  * agent answers with its own. Requests carry a driver-chosen "id" and the
- * first message back with that id is their reply. */
+ * first message back with that id is their reply.
+ *
+ * Streams (exec, files, terminals) share the socket: each has its own
+ * queue and credit, and DATA goes out only while the socket's own queue is
+ * below VM_STREAM_PIPE_HIGH, so control messages never wait behind more
+ * than that. Losing the connection ends every stream with an error. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,16 +22,39 @@ struct vm_agent_write {
 	uv_write_t req;
 	uv_buf_t buf;
 	char *data;
+	struct vm *vm;
+};
+
+struct vm_stream_chunk {
+	struct vm_stream_chunk *next;
+	size_t len, off;
+	char data[];
+};
+
+struct vm_stream {
+	struct ch_stream ch;
+	struct vm *vm;
+	struct vm_stream_callbacks cbs;
+	void *arg;
+	struct vm_stream_chunk *head, *tail;
+	size_t pending;
+	int eof_queued, want_drain;
 };
 
 static void vm__agent_connected(uv_connect_t *req, int status);
+static void vm__streams_pump(struct vm *vm, int drains);
+static void vm__streams_fail(struct vm *vm, const char *why);
 
 static void vm__agent_write_done(uv_write_t *req, int status)
 {
 	struct vm_agent_write *w = req->data;
+	struct vm *vm = w->vm;
 
 	free(w->data);
 	free(w);
+	/* Room in the socket's queue again: streams may send more. */
+	if (status == 0 && vm->agent_state == AG_OPEN)
+		vm__streams_pump(vm, 1);
 }
 
 /* Queues one frame; fails when the socket is not open or its queue is
@@ -41,6 +69,7 @@ static int vm__agent_write(struct vm *vm, struct buf *frame)
 		return -1;
 	}
 	w = xcalloc(1, sizeof(*w));
+	w->vm = vm;
 	w->buf.len = frame->len;
 	w->data = w->buf.base = buf_detach(frame, NULL);
 	w->req.data = w;
@@ -206,6 +235,338 @@ void vm_agent_request(struct vm *vm, json_t *msg, int timeout_ms,
 	vm__req_rearm(vm);
 }
 
+/* ---- streams ---- */
+
+static struct ch_session *vm__sess(struct vm *vm)
+{
+	if (!vm->streams.next_id)
+		ch_session_init(&vm->streams, 1);
+	return &vm->streams;
+}
+
+static void vm__stream_free(struct vm_stream *s)
+{
+	struct vm_stream_chunk *c;
+
+	ch_stream_remove(vm__sess(s->vm), &s->ch);
+	while ((c = s->head)) {
+		s->head = c->next;
+		free(c);
+	}
+	free(s);
+}
+
+/* Ends s with its callback and frees it. */
+static void vm__stream_end(struct vm_stream *s, json_t *result, const struct err *err)
+{
+	ch_stream_remove(vm__sess(s->vm), &s->ch);
+	if (s->cbs.on_close)
+		s->cbs.on_close(s, result, err, s->arg);
+	vm__stream_free(s);
+}
+
+static void vm__streams_fail(struct vm *vm, const char *why)
+{
+	struct ch_stream *st;
+	struct err err = ERR_INIT;
+
+	if (!vm->streams.count)
+		return;
+	log_info("vm=%s streams=%zu ended=\"%s\"", vm->spec.id, vm->streams.count, why);
+	err_set(&err, 502, "agent_unavailable", CH_LOST " (%s)", why);
+	while ((st = vm->streams.streams))
+		vm__stream_end(st->owner, NULL, &err);
+}
+
+/* Sends what it can of s's queue; returns the bytes sent. */
+static size_t vm__stream_send_some(struct vm *vm, struct vm_stream *s)
+{
+	struct vm_stream_chunk *c = s->head;
+	struct buf frame = BUF_INIT;
+	size_t n;
+
+	if (!c) {
+		if (!s->eof_queued || s->eof_queued == 2)
+			return 0;
+		ch_stream_data_append(&frame, &s->ch, NULL, 0);
+		s->eof_queued = 2;
+		vm__agent_write(vm, &frame);
+		return 1;
+	}
+	n = ch_stream_sendable(&s->ch, c->len - c->off);
+	if (!n)
+		return 0;
+	ch_stream_data_append(&frame, &s->ch, c->data + c->off, n);
+	vm__agent_write(vm, &frame);
+	c->off += n;
+	s->pending -= n;
+	if (c->off == c->len) {
+		s->head = c->next;
+		if (!s->head)
+			s->tail = NULL;
+		free(c);
+	}
+	return n;
+}
+
+static int vm__pipe_full(struct vm *vm)
+{
+	return uv_stream_get_write_queue_size((uv_stream_t *)&vm->agent) > VM_STREAM_PIPE_HIGH;
+}
+
+/* Moves queued bytes into the socket, one frame per stream per round so
+ * streams share it fairly; then, if drains, tells writers that waited. */
+static void vm__streams_pump(struct vm *vm, int drains)
+{
+	struct ch_stream *st;
+	uint32_t ids[CH_MAX_STREAMS];
+	size_t sent, i, n = 0;
+
+	if (vm->agent_state != AG_OPEN || !vm->agent_hello)
+		return;
+	do {
+		sent = 0;
+		for (st = vm__sess(vm)->streams; st && !vm__pipe_full(vm); st = st->next)
+			sent += vm__stream_send_some(vm, st->owner);
+	} while (sent && !vm__pipe_full(vm));
+	if (!drains)
+		return;
+	for (st = vm->streams.streams; st; st = st->next) {
+		struct vm_stream *s = st->owner;
+
+		if (s->want_drain && s->pending < VM_STREAM_LOW_WATER && n < CH_MAX_STREAMS) {
+			s->want_drain = 0;
+			ids[n++] = st->id;
+		}
+	}
+	/* A callback may close any stream: look each one up again. */
+	for (i = 0; i < n; i++) {
+		struct ch_stream *found = ch_stream_find(&vm->streams, ids[i]);
+		struct vm_stream *s = found ? found->owner : NULL;
+
+		if (s && s->cbs.on_drain)
+			s->cbs.on_drain(s, s->arg);
+	}
+}
+
+/* Sends what the agent's credit for s grew by (a WINDOW frame for it). */
+static void vm__stream_grant(struct vm_stream *s, size_t consumed, int resume)
+{
+	struct buf frame = BUF_INIT;
+
+	if (resume)
+		ch_stream_resume(&s->ch, &frame);
+	else
+		ch_stream_consumed(&s->ch, &frame, consumed);
+	if (frame.len)
+		vm__agent_write(s->vm, &frame);
+	buf_release(&frame);
+}
+
+/* A stream the agent opens: the host offers no kinds (yet). */
+static void vm__stream_refuse(struct vm *vm, json_t *msg)
+{
+	json_t *jid = json_object_get(msg, "stream");
+	struct buf frame = BUF_INIT;
+
+	if (!json_is_integer(jid) || json_integer_value(jid) <= 0 ||
+	    json_integer_value(jid) > UINT32_MAX)
+		return;
+	ch_close_error_append(&frame, (uint32_t)json_integer_value(jid),
+			      "the host accepts no streams of this kind");
+	vm__agent_write(vm, &frame);
+}
+
+/* "opened" and "open" on the control stream; returns 1 when it was one. */
+static int vm__stream_msg(struct vm *vm, json_t *msg)
+{
+	const char *type = json_string_value(json_object_get(msg, "type"));
+	json_t *jid = json_object_get(msg, "stream");
+	struct ch_stream *st;
+	struct vm_stream *s;
+
+	if (type && !strcmp(type, "open")) {
+		vm__stream_refuse(vm, msg);
+		return 1;
+	}
+	if (!type || strcmp(type, "opened"))
+		return 0;
+	st = json_is_integer(jid) ? ch_stream_find(vm__sess(vm), (uint32_t)json_integer_value(jid))
+				  : NULL;
+	s = st ? st->owner : NULL;
+	if (s && s->cbs.on_open)
+		s->cbs.on_open(s, msg, s->arg);
+	return 1;
+}
+
+static void vm__stream_violation(struct vm_stream *s, const char *what)
+{
+	struct buf frame = BUF_INIT;
+	struct err err = ERR_INIT;
+
+	log_warnx("vm=%s stream=%u protocol error: %s", s->vm->spec.id, s->ch.id, what);
+	ch_close_error_append(&frame, s->ch.id, what);
+	vm__agent_write(s->vm, &frame);
+	err_set(&err, 502, "agent_protocol", "agent protocol error: %s", what);
+	vm__stream_end(s, NULL, &err);
+}
+
+static void vm__stream_data(struct vm *vm, struct vm_stream *s, const struct ch_frame *f)
+{
+	uint32_t id = s->ch.id;
+	struct ch_stream *st;
+
+	if (ch_stream_received(&s->ch, f->len)) {
+		vm__stream_violation(s, "more data than the window allows");
+		return;
+	}
+	if (f->len && s->cbs.on_data)
+		s->cbs.on_data(s, f->payload, f->len, s->arg);
+	/* The callback may have closed it. */
+	if ((st = ch_stream_find(vm__sess(vm), id)))
+		vm__stream_grant(st->owner, f->len, 0);
+}
+
+static void vm__stream_frame(struct vm *vm, const struct ch_frame *f)
+{
+	struct ch_stream *st = ch_stream_find(vm__sess(vm), f->stream);
+	struct vm_stream *s = st ? st->owner : NULL;
+	json_t *result;
+
+	if (!s) {
+		/* Late frames of a stream we closed are normal. */
+		log_debug("vm=%s drop frame type=%u stream=%u: no such stream", vm->spec.id,
+			  f->type, f->stream);
+		return;
+	}
+	switch (f->type) {
+	case CH_DATA:
+		vm__stream_data(vm, s, f);
+		break;
+	case CH_WINDOW:
+		if (ch_stream_window(&s->ch, f))
+			vm__stream_violation(s, "malformed WINDOW frame");
+		else
+			vm__streams_pump(vm, 1);
+		break;
+	case CH_CLOSE:
+		result = ch_close_parse(f);
+		if (!result)
+			result = json_pack("{s:s}", "error", "malformed CLOSE from the agent");
+		vm__stream_end(s, result, NULL);
+		json_decref(result);
+		break;
+	}
+}
+
+struct vm_stream *vm_stream_open(struct vm *vm, json_t *open, const struct vm_stream_callbacks *cbs,
+				 void *arg, struct err *err)
+{
+	struct vm_stream *s;
+	struct buf frame = BUF_INIT;
+
+	if (!vm_agent_connected(vm)) {
+		err_set(err, 502, "agent_unavailable", "the agent of %s is not connected",
+			vm->spec.id);
+		return NULL;
+	}
+	s = xcalloc(1, sizeof(*s));
+	if (!ch_stream_add(vm__sess(vm), &s->ch, 0, s)) {
+		free(s);
+		err_set(err, 503, "too_many_streams", "the agent has too many streams open");
+		return NULL;
+	}
+	s->vm = vm;
+	s->cbs = *cbs;
+	s->arg = arg;
+	json_object_set_new(open, "type", json_string("open"));
+	json_object_set_new(open, "stream", json_integer(s->ch.id));
+	if (ch_json_append(&frame, CH_MSG, 0, open) || vm__agent_write(vm, &frame)) {
+		buf_release(&frame);
+		vm__stream_free(s);
+		err_set(err, 502, "agent_unavailable", "cannot send to the agent of %s",
+			vm->spec.id);
+		return NULL;
+	}
+	return s;
+}
+
+int vm_stream_write(struct vm_stream *s, const void *data, size_t len)
+{
+	struct vm_stream_chunk *c;
+
+	if (s->eof_queued)
+		return -1;
+	if (len) {
+		c = xmalloc(sizeof(*c) + len);
+		c->next = NULL;
+		c->len = len;
+		c->off = 0;
+		memcpy(c->data, data, len);
+		if (s->tail)
+			s->tail->next = c;
+		else
+			s->head = c;
+		s->tail = c;
+		s->pending += len;
+	}
+	vm__streams_pump(s->vm, 0);
+	if (s->pending > VM_STREAM_HIGH_WATER) {
+		s->want_drain = 1;
+		return 1;
+	}
+	return 0;
+}
+
+void vm_stream_end(struct vm_stream *s)
+{
+	if (s->eof_queued)
+		return;
+	s->eof_queued = 1;
+	vm__streams_pump(s->vm, 0);
+}
+
+size_t vm_stream_pending(const struct vm_stream *s)
+{
+	return s->pending;
+}
+
+void vm_stream_pause(struct vm_stream *s)
+{
+	ch_stream_pause(&s->ch);
+}
+
+void vm_stream_resume(struct vm_stream *s)
+{
+	vm__stream_grant(s, 0, 1);
+}
+
+int vm_stream_resize(struct vm_stream *s, int cols, int rows)
+{
+	json_t *m = json_pack("{s:s, s:i, s:i, s:i}", "type", "resize", "stream", (int)s->ch.id,
+			      "cols", cols, "rows", rows);
+	int r = vm__agent_write_json(s->vm, CH_MSG, m);
+
+	json_decref(m);
+	return r;
+}
+
+void vm_stream_close(struct vm_stream *s, const char *why)
+{
+	struct buf frame = BUF_INIT;
+
+	if (s->vm->agent_state == AG_OPEN && s->vm->agent_hello) {
+		ch_close_error_append(&frame, s->ch.id, why ? why : "closed by the host");
+		vm__agent_write(s->vm, &frame);
+	}
+	vm__stream_free(s);
+}
+
+uint32_t vm_stream_id(const struct vm_stream *s)
+{
+	return s->ch.id;
+}
+
 /* ---- the connection ---- */
 
 static int vm__agent_frame(const struct ch_frame *f, void *arg)
@@ -213,18 +574,30 @@ static int vm__agent_frame(const struct ch_frame *f, void *arg)
 	struct vm *vm = arg;
 	json_t *msg;
 
-	if (f->type != CH_HELLO && f->type != CH_MSG)
-		return 0; /* streams: nothing in the driver uses them yet */
+	if (f->type == CH_DATA || f->type == CH_CLOSE || f->type == CH_WINDOW) {
+		vm__stream_frame(vm, f);
+		return vm->state != VM_RUNNING || vm->agent_state != AG_OPEN;
+	}
+	if (f->type != CH_HELLO && f->type != CH_MSG) {
+		log_warnx("vm=%s agent sent a frame of unknown type %u", vm->spec.id, f->type);
+		return 0;
+	}
 	if (!(msg = ch_json_parse(f))) {
 		log_warnx("vm=%s agent sent a frame that is not a JSON object", vm->spec.id);
 		return 0;
 	}
 	if (f->type == CH_HELLO) {
+		/* Streams never outlive the session they were opened in. */
+		vm__streams_fail(vm, "the agent started a new session");
 		vm->agent_hello = 1;
 		vm->agent_backoff_ms = 0;
 		if (!json_object_get(msg, "type"))
 			json_object_set_new(msg, "type", json_string("hello"));
 		log_info("vm=%s agent=hello", vm->spec.id);
+	}
+	if (f->type == CH_MSG && vm__stream_msg(vm, msg)) {
+		json_decref(msg);
+		return vm->state != VM_RUNNING || vm->agent_state != AG_OPEN;
 	}
 	if ((f->type == CH_HELLO || !vm__agent_reply(vm, msg)) && vm->cbs.on_agent_msg)
 		vm->cbs.on_agent_msg(vm, msg, vm->cbs.arg);
@@ -254,6 +627,7 @@ static void vm__agent_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		ch_decoder_reset(&vm->dec);
 		vm->agent_hello = 0;
 		vm__reqs_fail(vm, "the channel lost sync");
+		vm__streams_fail(vm, "the channel lost sync");
 		vm__agent_hello_send(vm);
 	}
 }
@@ -290,6 +664,7 @@ static void vm__agent_close(struct vm *vm, const char *why)
 	vm->hello_sent = 0;
 	vm->agent_state = AG_CLOSING;
 	vm__reqs_fail(vm, why);
+	vm__streams_fail(vm, why);
 	uv_close((uv_handle_t *)&vm->agent, vm__agent_closed);
 }
 
@@ -330,6 +705,7 @@ void vm__agent_port_changed(struct vm *vm, int open)
 		vm->hello_sent = 0;
 		ch_decoder_reset(&vm->dec);
 		vm__reqs_fail(vm, "the guest closed the port");
+		vm__streams_fail(vm, "the guest closed the port");
 	} else if (vm->agent_state == AG_OPEN && !vm->hello_sent) {
 		vm__agent_hello_send(vm);
 	}
@@ -340,6 +716,7 @@ void vm__agent_fail_all(struct vm *vm, const char *why)
 	uv_timer_stop(&vm->agent_timer);
 	vm__agent_close(vm, why);
 	vm__reqs_fail(vm, why);
+	vm__streams_fail(vm, why);
 }
 
 void vm__agent_release(struct vm *vm)

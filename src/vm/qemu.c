@@ -54,7 +54,7 @@ static void vm__later_fired(uv_timer_t *t)
 	uv_close((uv_handle_t *)t, vm__later_closed);
 }
 
-static void vm__later_ms(uv_loop_t *loop, uint64_t ms, void (*fn)(void *arg), void *arg)
+void vm__later_ms(uv_loop_t *loop, uint64_t ms, void (*fn)(void *arg), void *arg)
 {
 	struct vm_later *l = xcalloc(1, sizeof(*l));
 
@@ -171,12 +171,17 @@ void vm__driver_unref(struct vm_driver *d)
 	free(d);
 }
 
+void vm_driver_set_free_page_reporting(struct vm_driver *d, int on)
+{
+	d->no_free_page_reporting = !on;
+}
+
 const char *vm_driver_accel(struct vm_driver *d)
 {
 	return d->accel[0] ? d->accel : "tcg";
 }
 
-static struct vm *vm__find(struct vm_driver *d, const char *id)
+struct vm *vm__find(struct vm_driver *d, const char *id)
 {
 	for (struct vm *vm = d->vms; vm; vm = vm->next)
 		if (!strcmp(vm->spec.id, id))
@@ -209,7 +214,8 @@ static struct vm *vm__new(struct vm_driver *d, const char *dir, const struct vm_
 			  const struct vm_callbacks *cbs)
 {
 	struct vm *vm = xcalloc(1, sizeof(*vm));
-	uv_timer_t *timers[] = {&vm->tick, &vm->stop_timer, &vm->agent_timer, &vm->req_timer};
+	uv_timer_t *timers[] = {&vm->tick, &vm->stop_timer, &vm->agent_timer, &vm->req_timer,
+				&vm->save_timer};
 
 	vm->d = d;
 	vm->spec = *spec;
@@ -261,7 +267,8 @@ static void vm__waiters_call(struct vm *vm, int status, const struct err *err)
  * let go of every handle. The QEMU process is not touched. */
 static void vm__release(struct vm *vm)
 {
-	uv_timer_t *timers[] = {&vm->tick, &vm->stop_timer, &vm->agent_timer, &vm->req_timer};
+	uv_timer_t *timers[] = {&vm->tick, &vm->stop_timer, &vm->agent_timer, &vm->req_timer,
+				&vm->save_timer};
 
 	if (vm->state == VM_GONE)
 		return;
@@ -362,7 +369,22 @@ static void vm__exit_finish(struct vm *vm)
 	log_info("vm=%s state=exited pid=%d reason=%s", vm->spec.id, vm->pid,
 		 reason ? reason : "stopped");
 	uv_timer_stop(&vm->stop_timer);
+	vm__save_abort(vm, reason ? reason : "it was stopped");
 	vm__waiters_call(vm, 0, NULL);
+	if (vm->incoming && vm->done_cb) {
+		/* It died while loading a saved machine: the boot failed. */
+		vm_done_cb cb = vm->done_cb;
+		void *arg = vm->done_arg;
+		struct err err = ERR_INIT;
+		err_set(&err, 500, "restore_failed", "QEMU ended while restoring: %s",
+			reason ? reason : "stopped");
+		vm->done_cb = NULL;
+		vm->incoming = 0;
+		free(reason);
+		vm__release(vm);
+		cb(NULL, &err, arg);
+		return;
+	}
 	if (vm->cbs.on_exit)
 		vm->cbs.on_exit(vm, reason, vm->cbs.arg);
 	free(reason);
@@ -413,7 +435,6 @@ static void vm__exit_step(struct vm *vm)
 
 /* ---- QMP ---- */
 
-static void vm__boot_fail(struct vm *vm, struct err *err);
 static void vm__booted(struct vm *vm);
 
 static void vm__qmp_ready(struct qmp *q, struct err *err, void *arg)
@@ -512,14 +533,18 @@ static const char *const vm_args_common[] = {
 	"-device", "virtserialport,bus=vser0.0,chardev=agent,name=" CH_PORT_NAME ",id=agentport",
 	"-chardev", "file,id=serial,path=serial.log", "-serial", "chardev:serial",
 	"-device", "virtio-rng-pci",
-	"-nic", "none",
+	/* No route out (restrict=on): the guest reaches only 10.0.2.100:3128,
+	 * forwarded to bureaud's egress proxy for this desktop (issue 6). The
+	 * socket path is relative to the desktop folder, QEMU's cwd. */
+	"-netdev", "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:3128-cmd:socat STDIO UNIX-CONNECT:egress.sock",
+	"-device", "virtio-net-pci,netdev=n0",
 	"-pidfile", "qemu.pid",
 	NULL,
 };
 /* clang-format on */
 
 static void vm__args_build(struct vm_args *a, const struct vm_spec *s, const struct vm_manifest *m,
-			   const char *accel)
+			   const char *accel, int d_free_page_reporting)
 {
 	int kvm = !strcmp(accel, "kvm");
 
@@ -541,6 +566,12 @@ static void vm__args_build(struct vm_args *a, const struct vm_spec *s, const str
 	vm__arg(a, "%s", m->initrd);
 	vm__arg(a, "-append");
 	vm__arg(a, "%s", m->cmdline);
+	/* Density: the guest hands the pages it frees back to the host (KSM
+	 * merges identical ones where it runs; QEMU's mem-merge is on). A
+	 * saved machine must be resumed with the same setting. */
+	vm__arg(a, "-device");
+	vm__arg(a, "virtio-balloon-pci,id=balloon0,free-page-reporting=%s",
+		d_free_page_reporting ? "on" : "off");
 	for (const char *const *c = vm_args_common; *c; c++)
 		vm__arg(a, "%s", *c);
 }
@@ -601,7 +632,7 @@ static int vm__launch(struct vm *vm, struct vm_args *a, struct err *err)
 	return 0;
 }
 
-static void vm__boot_fail(struct vm *vm, struct err *err)
+void vm__boot_fail(struct vm *vm, struct err *err)
 {
 	vm_done_cb cb = vm->done_cb;
 	void *arg = vm->done_arg;
@@ -662,6 +693,12 @@ static void vm__booted(struct vm *vm)
 		return;
 	}
 	vm->state = VM_RUNNING;
+	if (vm->incoming) {
+		/* save.c loads the saved machine, then calls done_cb. */
+		vm__tick_at(vm, VM_WATCH_MS);
+		vm__incoming_start(vm);
+		return;
+	}
 	vm->done_cb = NULL;
 	log_info("vm=%s state=running pid=%d attached=%d", vm->spec.id, vm->pid, vm->attaching);
 	vm__tick_at(vm, VM_WATCH_MS);
@@ -694,7 +731,7 @@ static void vm__tick_fired(uv_timer_t *t)
 		vm__exit_step(vm);
 }
 
-static int vm__spec_check(const struct vm_spec *s, struct err *err)
+int vm__spec_check(const struct vm_spec *s, struct err *err)
 {
 	if (name_check("desktop id", s->id, err))
 		return -1;
@@ -784,8 +821,9 @@ static int vm__boot_prepare(struct vm_driver *d, const char *dir, struct vm_spec
 	return 0;
 }
 
-void vm__boot_dir(struct vm_driver *d, const char *dir, const struct vm_spec *spec,
-		  const char *accel, const struct vm_callbacks *cbs, vm_done_cb cb, void *arg)
+static void vm__boot_dir_opts(struct vm_driver *d, const char *dir, const struct vm_spec *spec,
+			      const char *accel, const struct vm_callbacks *cbs, vm_done_cb cb,
+			      void *arg, int incoming)
 {
 	struct vm_spec s = *spec;
 	struct vm_manifest m;
@@ -803,9 +841,15 @@ void vm__boot_dir(struct vm_driver *d, const char *dir, const struct vm_spec *sp
 	vm->deadline = uv_now(d->loop) + VM_BOOT_TIMEOUT_MS;
 	vm__stale_files_remove(dir);
 	vm__spec_write(dir, &s);
-	vm__args_build(&a, &s, &m, accel);
-	log_info("vm=%s state=booting accel=%s vcpus=%d memory_mb=%d image=%s/%s", s.id, accel,
-		 s.vcpus, s.memory_mb, s.image, s.image_version);
+	vm__args_build(&a, &s, &m, accel, !d->no_free_page_reporting);
+	vm->incoming = incoming;
+	if (incoming) {
+		vm__arg(&a, "-incoming");
+		vm__arg(&a, "defer");
+		vm__arg(&a, "-S");
+	}
+	log_info("vm=%s state=booting accel=%s vcpus=%d memory_mb=%d image=%s/%s incoming=%d",
+		 s.id, accel, s.vcpus, s.memory_mb, s.image, s.image_version, incoming);
 	if (vm__launch(vm, &a, &err)) {
 		vm__args_free(&a);
 		vm__release(vm);
@@ -814,6 +858,19 @@ void vm__boot_dir(struct vm_driver *d, const char *dir, const struct vm_spec *sp
 	}
 	vm__args_free(&a);
 	vm__tick_at(vm, 50);
+}
+
+void vm__boot_dir(struct vm_driver *d, const char *dir, const struct vm_spec *spec,
+		  const char *accel, const struct vm_callbacks *cbs, vm_done_cb cb, void *arg)
+{
+	vm__boot_dir_opts(d, dir, spec, accel, cbs, cb, arg, 0);
+}
+
+void vm__boot_dir_incoming(struct vm_driver *d, const char *dir, const struct vm_spec *spec,
+			   const char *accel, const struct vm_callbacks *cbs, vm_done_cb cb,
+			   void *arg)
+{
+	vm__boot_dir_opts(d, dir, spec, accel, cbs, cb, arg, 1);
 }
 
 void vm_boot(struct vm_driver *d, const struct vm_spec *spec, const struct vm_callbacks *cbs,
@@ -1263,6 +1320,7 @@ static void vm__detach(struct vm *vm)
 void vm_driver_free(struct vm_driver *d)
 {
 	d->freeing = 1;
+	vm__templates_free(d);
 	if (d->probe)
 		vm__probe_abort(d->probe);
 	while (d->vms)

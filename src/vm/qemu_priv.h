@@ -24,6 +24,7 @@
 #define VM_AGENT_BACKOFF_MIN_MS 100
 #define VM_AGENT_BACKOFF_MAX_MS 2000
 #define VM_AGENT_MAX_QUEUE (4 * 1024 * 1024) /* unsent bytes before sends fail */
+#define VM_STREAM_PIPE_HIGH (1024 * 1024) /* unsent bytes before stream DATA waits */
 #define VM_SCREENSHOT_TIMEOUT_MS 10000
 #define VM_SCREENSHOT_MAX (64 * 1024 * 1024)
 
@@ -32,6 +33,8 @@ enum vm_agent_state { AG_IDLE, AG_CONNECTING, AG_OPEN, AG_CLOSING };
 
 struct vm_launcher;
 struct vm_probe;
+struct vm_save;
+struct vm_template;
 
 struct vm_agent_req {
 	struct vm_agent_req *next;
@@ -57,6 +60,9 @@ struct vm_driver {
 	struct vm *vms;
 	struct vm_launcher *launchers;
 	struct vm_probe *probe;
+	struct vm_template *templates; /* template.c: builds known this run */
+	char save_compress[8];	       /* "none" or "zstd": memory images written */
+	int no_free_page_reporting;    /* the balloon's free page reporting off */
 	int refs; /* vms, launchers and a probe that still point here */
 	int freeing;
 };
@@ -91,9 +97,16 @@ struct vm {
 	char agent_chunk[16384];
 	struct vm_agent_req *reqs;
 	long long next_req_id;
+	struct ch_session streams; /* agent.c: channel streams of the session */
 
 	uv_timer_t tick, stop_timer, agent_timer, req_timer;
 	int handles;
+
+	/* save.c: a memory image being written or read */
+	uv_timer_t save_timer;
+	struct vm_save *save;  /* a save under way */
+	int incoming;	       /* booted with -incoming defer: restore first */
+	uint64_t save_deadline;
 };
 
 /* qemu.c */
@@ -109,6 +122,42 @@ void vm__rm_async(uv_loop_t *loop, const char *dir, vm_status_cb cb, void *arg);
 void vm__later(uv_loop_t *loop, void (*fn)(void *arg), void *arg);
 void vm__status_later(uv_loop_t *loop, vm_status_cb cb, int status, const struct err *err,
 		      void *arg);
+
+/* Boots with -incoming defer -S: vm__booted hands over to save.c, which
+ * loads the desktop folder's saved machine, removes it and continues the
+ * guest before cb sees the vm. */
+void vm__boot_dir_incoming(struct vm_driver *d, const char *dir, const struct vm_spec *spec,
+			   const char *accel, const struct vm_callbacks *cbs, vm_done_cb cb,
+			   void *arg);
+struct vm *vm__find(struct vm_driver *d, const char *id);
+void vm__later_ms(uv_loop_t *loop, uint64_t ms, void (*fn)(void *arg), void *arg);
+int vm__spec_check(const struct vm_spec *s, struct err *err);
+/* Kills what was booted, releases the vm, and fails its boot callback. */
+void vm__boot_fail(struct vm *vm, struct err *err);
+
+/* save.c */
+#define VM_SAVE_TIMEOUT_MS 300000     /* stop to image on disk */
+#define VM_RESTORE_TIMEOUT_MS 300000  /* migrate-incoming to paused guest */
+#define VM_SAVE_POLL_MS 50
+#define VM_SAVE_BANDWIDTH 107374182400LL /* the default cap makes saves slow */
+/* Called by qemu.c once QMP answers on a VM booted with vm->incoming. */
+void vm__incoming_start(struct vm *vm);
+/* The VM ended: a save or restore under way fails with why. */
+void vm__save_abort(struct vm *vm, const char *why);
+/* Writes dir/saved.json for the memory image dir/memory just committed:
+ * the commit point of a saved machine. */
+int vm__saved_commit(const char *dir, const char *source, const struct vm_spec *spec,
+		     const char *format, struct err *err);
+
+/* Hibernation's save for a template VM: memory next to its disk, QEMU ended. */
+void vm__save_template(struct vm *vm, vm_status_cb cb, void *arg);
+/* Provisions spec as an overlay on src/disk.qcow2 with src's memory as its
+ * saved machine (a template). */
+void vm__provision_saved(struct vm_driver *d, const struct vm_spec *spec, const char *src,
+			 vm_status_cb cb, void *arg);
+
+/* template.c */
+void vm__templates_free(struct vm_driver *d);
 
 /* probe.c */
 void vm__probe_abort(struct vm_probe *p);

@@ -252,10 +252,26 @@ class Bureaud:
                 pass
         return pids
 
+    def template_pids(self):
+        """Pids of QEMUs building warm templates (STATE/templates/…/qemu.pid)."""
+        pids = []
+        root = os.path.join(self.state_dir, "templates")
+        for dirpath, _, files in os.walk(root):
+            if "qemu.pid" in files:
+                try:
+                    with open(os.path.join(dirpath, "qemu.pid")) as f:
+                        pid = int(f.read().strip())
+                    with open("/proc/%d/cmdline" % pid, "rb") as f:
+                        if b"tpl-" in f.read():
+                            pids.append(pid)
+                except (OSError, ValueError):
+                    pass
+        return pids
+
     def cleanup(self):
         """Ends bureaud and every QEMU of its desktops (by pid), removes the state."""
         self.stop(signal.SIGKILL)
-        for pid in self.qemu_pids().values():
+        for pid in list(self.qemu_pids().values()) + self.template_pids():
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:

@@ -169,7 +169,7 @@ try:
     served = set()
     for line in out.stdout.splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[1].startswith("/api/"):
+        if len(parts) == 2 and (parts[1].startswith("/api/") or parts[1] == "/metrics"):
             served.add((parts[0].upper(), parts[1]))
     t.ok(out.returncode == 0 and served, "bureaud --print-routes lists routes",
          out.stderr[-2000:])

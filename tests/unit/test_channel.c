@@ -261,6 +261,216 @@ static void test_json(void)
 	buf_release(&b);
 }
 
+
+/* ---- streams (src/guest/stream.c) ---- */
+
+static void test_stream_ids(void)
+{
+	struct ch_session host, agent;
+	struct ch_stream a, b, c, x;
+
+	ch_session_init(&host, 1);
+	ch_session_init(&agent, 0);
+	ok(ch_stream_add(&host, &a, 0, NULL) && a.id == 1, "the host's first stream is 1");
+	ok(ch_stream_add(&host, &b, 0, NULL) && b.id == 3, "the host's ids stay odd");
+	ok(ch_stream_add(&agent, &c, 0, NULL) && c.id == 2, "the agent's ids are even");
+	ok(ch_stream_add(&agent, &x, 1, NULL) == &x, "the agent accepts the host's id 1");
+	ok(ch_stream_add(&agent, &x, 1, NULL) == NULL, "an id in use is refused");
+	ok(ch_stream_add(&agent, &x, 4, NULL) == NULL, "a peer's id of our own parity is refused");
+	ok(ch_stream_add(&host, &x, 0 + 0, NULL) && x.id == 5 && !ch_stream_id_is_peers(&host, 0),
+	   "stream 0 is nobody's");
+	ch_stream_remove(&host, &a);
+	ok(ch_stream_find(&host, 1) == NULL && ch_stream_find(&host, 3) == &b && host.count == 2,
+	   "a removed stream is gone, the others stay");
+	ch_stream_add(&host, &a, 0, NULL);
+	ok(a.id == 7, "ids are not reused within a session");
+}
+
+static void test_stream_limit(void)
+{
+	static struct ch_stream many[CH_MAX_STREAMS + 1];
+	struct ch_session s;
+	int i, added = 0;
+
+	ch_session_init(&s, 1);
+	for (i = 0; i <= CH_MAX_STREAMS; i++)
+		added += ch_stream_add(&s, &many[i], 0, NULL) != NULL;
+	ok(added == CH_MAX_STREAMS, "a session holds at most CH_MAX_STREAMS streams");
+}
+
+/* Two ends of one stream with a pipe between them (a buf): the sender
+ * never has more than the window in flight, and the receiver's grants
+ * let it go on. */
+static void test_stream_flow(void)
+{
+	struct ch_session hs, as;
+	struct ch_stream h, a;
+	struct buf wire = BUF_INIT, back = BUF_INIT;
+	struct ch_decoder d;
+	struct seen sn = {0};
+	size_t sent = 0, n, total = 3 * CH_WINDOW_INITIAL;
+	static char data[CH_MAX_PAYLOAD];
+	int stalled = 0, over = 0;
+	struct ch_frame f;
+	uint8_t win[4];
+
+	ch_session_init(&hs, 1);
+	ch_session_init(&as, 0);
+	ch_stream_add(&hs, &h, 0, NULL);
+	ch_stream_add(&as, &a, h.id, NULL);
+	/* The host sends until its credit is gone. */
+	while ((n = ch_stream_sendable(&h, total - sent)) > 0) {
+		ch_stream_data_append(&wire, &h, data, n);
+		sent += n;
+	}
+	ok(sent == CH_WINDOW_INITIAL, "a sender stops after exactly the window");
+	ok(ch_stream_sendable(&h, 1) == 0, "no credit left: nothing sendable");
+	/* The agent receives it all within its window. */
+	ch_decoder_init(&d);
+	ch_frame_append(&back, CH_HELLO, 0, "{}", 2);
+	buf_append(&back, wire.data, wire.len);
+	sn.stop_after = 0;
+	ch_decoder_feed(&d, back.data, back.len, collect, &sn);
+	ok(sn.n == 1 + (int)(CH_WINDOW_INITIAL / CH_MAX_PAYLOAD) && sn.type[1] == CH_DATA &&
+	       sn.len[1] == CH_MAX_PAYLOAD,
+	   "DATA frames are at most CH_MAX_PAYLOAD");
+	over = ch_stream_received(&a, CH_WINDOW_INITIAL) != 0;
+	ok(!over, "the receiver takes the whole window");
+	ok(ch_stream_received(&a, 1) == -1, "one byte past the window is a violation");
+	/* Paused: consuming grants nothing. */
+	buf_reset(&back);
+	ch_stream_pause(&a);
+	ch_stream_consumed(&a, &back, CH_WINDOW_INITIAL);
+	ok(back.len == 0, "a paused receiver holds its WINDOW back");
+	ch_stream_resume(&a, &back);
+	ok(back.len == CH_HEADER_LEN + 4 && (uint8_t)back.data[3] == CH_WINDOW,
+	   "resuming sends one WINDOW for everything consumed");
+	f.type = CH_WINDOW;
+	f.stream = h.id;
+	f.len = 4;
+	f.payload = (const uint8_t *)back.data + CH_HEADER_LEN;
+	ok(ch_stream_window(&h, &f) == 0 && h.send_credit == CH_WINDOW_INITIAL,
+	   "the WINDOW gives the sender its credit back");
+	/* Small consumption is batched, but never lets the peer run dry. */
+	buf_reset(&back);
+	ch_stream_received(&a, 100);
+	ch_stream_consumed(&a, &back, 100);
+	ok(back.len == 0, "a small consumption waits to be batched");
+	ch_stream_received(&a, CH_WINDOW_INITIAL - CH_WINDOW_GRANT);
+	ch_stream_consumed(&a, &back, 10);
+	ok(back.len == CH_HEADER_LEN + 4, "a window nearly spent is refilled at once");
+	/* Malformed and excessive WINDOW frames. */
+	f.len = 3;
+	ok(ch_stream_window(&h, &f) == -1, "a WINDOW of 3 bytes is malformed");
+	memset(win, 0xff, sizeof(win));
+	f.len = 4;
+	f.payload = win;
+	ok(ch_stream_window(&h, &f) == -1, "a WINDOW beyond CH_WINDOW_MAX is refused");
+	(void)stalled;
+	ch_decoder_release(&d);
+	buf_release(&wire);
+	buf_release(&back);
+}
+
+static void test_stream_independent(void)
+{
+	struct ch_session s;
+	struct ch_stream busy, other;
+	struct buf out = BUF_INIT;
+	static char data[CH_MAX_PAYLOAD];
+
+	ch_session_init(&s, 1);
+	ch_stream_add(&s, &busy, 0, NULL);
+	ch_stream_add(&s, &other, 0, NULL);
+	while (ch_stream_sendable(&busy, sizeof(data)))
+		ch_stream_data_append(&out, &busy, data, ch_stream_sendable(&busy, sizeof(data)));
+	ok(ch_stream_sendable(&other, 10) == 10,
+	   "a stream out of credit leaves the others' credit alone");
+	buf_release(&out);
+}
+
+static void test_stream_frames(void)
+{
+	struct buf b = BUF_INIT;
+	struct ch_session s;
+	struct ch_stream st;
+	struct ch_frame f;
+	json_t *j;
+
+	ch_session_init(&s, 0);
+	ch_stream_add(&s, &st, 9, NULL);
+	ch_stream_tagged_append(&b, &st, 2, "err", 3);
+	ok(b.len == CH_HEADER_LEN + 4 && b.data[CH_HEADER_LEN] == 2 &&
+	       !memcmp(b.data + CH_HEADER_LEN + 1, "err", 3) && (uint8_t)b.data[11] == 4,
+	   "a tagged DATA frame is the tag then the bytes");
+	ok(st.send_credit == CH_WINDOW_INITIAL - 4, "the tag counts against the credit");
+	buf_reset(&b);
+	ch_close_error_append(&b, 9, "no");
+	f.type = CH_CLOSE;
+	f.stream = 9;
+	f.len = (uint32_t)(b.len - CH_HEADER_LEN);
+	f.payload = (const uint8_t *)b.data + CH_HEADER_LEN;
+	j = ch_close_parse(&f);
+	ok(j && !strcmp(json_string_value(json_object_get(j, "error")), "no"),
+	   "CLOSE carries {\"error\":…}");
+	json_decref(j);
+	f.len = 0;
+	j = ch_close_parse(&f);
+	ok(j && json_object_size(j) == 0, "an empty CLOSE is {}");
+	json_decref(j);
+	f.payload = (const uint8_t *)"[]";
+	f.len = 2;
+	ok(ch_close_parse(&f) == NULL, "a CLOSE that is not an object is refused");
+	buf_release(&b);
+}
+
+/* Random bytes, truncated and oversized frames, wrong versions: the
+ * decoder neither crashes nor delivers a frame longer than the limit,
+ * and a HELLO afterwards still starts a session. */
+static int check_frame(const struct ch_frame *f, void *arg)
+{
+	int *bad = arg;
+
+	if (f->len > CH_MAX_PAYLOAD)
+		*bad = 1;
+	return 0;
+}
+
+static void test_garbage(void)
+{
+	struct ch_decoder d;
+	struct buf b = BUF_INIT;
+	struct seen s = {0};
+	unsigned seed = 12345;
+	int bad = 0, i, j;
+	uint8_t junk[4096];
+
+	ch_decoder_init(&d);
+	for (i = 0; i < 2000; i++) {
+		size_t n = (size_t)(rand_r(&seed) % sizeof(junk));
+
+		for (j = 0; j < (int)n; j++)
+			junk[j] = (uint8_t)rand_r(&seed);
+		/* Now and then a plausible header, to reach the deeper paths. */
+		if (n >= CH_HEADER_LEN && i % 3 == 0) {
+			junk[0] = 'B';
+			junk[1] = 'U';
+			junk[2] = i % 9 ? CH_VERSION : 7;
+			junk[3] = (uint8_t)(i % 7);
+		}
+		if (ch_decoder_feed(&d, junk, n, check_frame, &bad) < 0)
+			ch_decoder_reset(&d);
+	}
+	ok(!bad, "random input never yields a frame over the limit");
+	ch_decoder_reset(&d);
+	ch_frame_append(&b, CH_HELLO, 0, "{}", 2);
+	ch_frame_append(&b, CH_MSG, 0, "{\"ok\":1}", 8);
+	ch_decoder_feed(&d, b.data, b.len, collect, &s);
+	ok(s.n == 2 && s.type[1] == CH_MSG, "a HELLO after garbage starts a clean session");
+	ch_decoder_release(&d);
+	buf_release(&b);
+}
+
 int main(void)
 {
 	test_header_layout();
@@ -270,5 +480,11 @@ int main(void)
 	test_bad_frames();
 	test_stop();
 	test_json();
+	test_stream_ids();
+	test_stream_limit();
+	test_stream_flow();
+	test_stream_independent();
+	test_stream_frames();
+	test_garbage();
 	return tap_done();
 }

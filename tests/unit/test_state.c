@@ -114,8 +114,44 @@ static void test_config(void)
 	remove(path);
 }
 
+/* Issue 5: snapshots only of settled desktops, the stop's mode, quotas. */
+static void test_instant(void)
+{
+	struct err err = ERR_INIT;
+	const struct tier *f = tier_find("free"), *m = tier_find("max");
+
+	ok(state_check_snapshot("running", "running", &err) == 0, "a running desktop may be snapshotted");
+	ok(state_check_snapshot("stopped", "stopped", &err) == 0, "so may a stopped one");
+	ok(state_check_snapshot("booting", "running", &err) == -1 && err.status == 409,
+	   "a booting desktop may not (409)");
+	ok(state_check_snapshot("running", "stopped", &err) == -1 && strstr(err.msg, "stopped"),
+	   "nor one on its way to stopped, and the message says so");
+	ok(state_check_snapshot("stopped", "running", &err) == -1, "nor one starting");
+	ok(state_check_stop_mode(NULL, &err) == 0, "no stop mode: the default (hibernate)");
+	ok(state_check_stop_mode("hibernate", &err) == 0 && state_check_stop_mode("shutdown", &err) == 0,
+	   "hibernate and shutdown are stop modes");
+	ok(state_check_stop_mode("Shutdown", &err) == -1 && err.status == 400,
+	   "stop modes are case-sensitive (400)");
+	ok(state_check_stop_mode("", &err) == -1, "an empty stop mode is refused");
+	{
+		struct config cfg;
+		char *bad1[] = {"bureaud", "--templates", "maybe", NULL};
+		char *bad2[] = {"bureaud", "--hibernate-compress", "xz", NULL};
+		char *good[] = {"bureaud", "--hibernate-compress", "zstd", NULL};
+		ok(config_load(&cfg, 3, bad1, &err) == -1, "templates is on or off");
+		ok(config_load(&cfg, 3, bad2, &err) == -1, "hibernate-compress is none or zstd");
+		ok(config_load(&cfg, 3, good, &err) == 0 && !strcmp(cfg.templates, "on") &&
+		       !strcmp(cfg.free_page_reporting, "on"),
+		   "zstd is accepted; templates and free page reporting default to on");
+	}
+	ok(f->snapshots_max > 0 && m->snapshots_max > f->snapshots_max &&
+	   m->snapshots_gb > f->snapshots_gb,
+	   "every tier has a snapshot quota, larger for bigger tiers");
+}
+
 int main(void)
 {
+	test_instant();
 	test_transitions();
 	test_decide();
 	test_checks();

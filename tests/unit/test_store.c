@@ -665,6 +665,88 @@ static void test_pool(void)
 	store_pool_close(shared_pool);
 }
 
+/* Issue 5: boot paths and setup state, snapshots, workspace SSH keys. */
+static void test_instant(struct store *s)
+{
+	struct err err = ERR_INIT;
+	struct desktop_extra x, got;
+	struct snapshot sn, sg, *list = NULL;
+	size_t n = 0;
+	int64_t count = -1, bytes = -1;
+	char *keys = NULL;
+
+	ok(store_desktop_extra_get(s, "dsk_a1", &got, &err) == 0 && !strcmp(got.setup_state, "none") &&
+	       !*got.boot_path,
+	   "a desktop without extras reads as setup none, no boot path");
+	memset(&x, 0, sizeof(x));
+	snprintf(x.setup_state, sizeof(x.setup_state), "pending");
+	snprintf(x.setup_items, sizeof(x.setup_items), "hostname,sshKeys,provider");
+	ok(store_desktop_extra_put(s, "dsk_a1", &x, 3000, &err) == 0, "store extras");
+	snprintf(x.boot_path, sizeof(x.boot_path), "template");
+	snprintf(x.setup_state, sizeof(x.setup_state), "failed");
+	snprintf(x.setup_reason, sizeof(x.setup_reason), "not delivered: provider");
+	ok(store_desktop_extra_put(s, "dsk_a1", &x, 3001, &err) == 0 &&
+	       store_desktop_extra_get(s, "dsk_a1", &got, &err) == 0 &&
+	       !strcmp(got.boot_path, "template") && !strcmp(got.setup_state, "failed") &&
+	       !strcmp(got.setup_items, "hostname,sshKeys,provider") &&
+	       !strcmp(got.setup_reason, "not delivered: provider"),
+	   "extras are replaced as a whole and read back");
+	ok(store_desktop_extra_put(s, "dsk_nope", &x, 3002, &err) == -1 && err.status == 404,
+	   "extras of an unknown desktop: 404");
+
+	memset(&sn, 0, sizeof(sn));
+	snprintf(sn.id, sizeof(sn.id), "snp_1");
+	snprintf(sn.desktop_id, sizeof(sn.desktop_id), "dsk_a1");
+	snprintf(sn.workspace_id, sizeof(sn.workspace_id), WS_A);
+	snprintf(sn.name, sizeof(sn.name), "base");
+	snprintf(sn.state, sizeof(sn.state), "creating");
+	snprintf(sn.tier, sizeof(sn.tier), "free");
+	snprintf(sn.image, sizeof(sn.image), "tiny");
+	snprintf(sn.image_version, sizeof(sn.image_version), "v1");
+	sn.vcpus = 2;
+	sn.memory_mb = 4096;
+	sn.disk_gb = 20;
+	sn.created_at = 3100;
+	ok(store_snapshot_insert(s, &sn, &err) == 0, "insert a snapshot");
+	snprintf(sn.id, sizeof(sn.id), "snp_2");
+	ok(store_snapshot_insert(s, &sn, &err) == -1 && is_err(&err, 409, "conflict"),
+	   "a second snapshot of that name on the desktop: 409");
+	snprintf(sn.name, sizeof(sn.name), "other");
+	ok(store_snapshot_insert(s, &sn, &err) == 0, "another name is fine");
+	ok(store_snapshot_set_state(s, "snp_1", "ready", "memory", 5000, NULL, &err) == 0 &&
+	       store_snapshot_set_state(s, "snp_2", "failed", NULL, 0, "disk full", &err) == 0,
+	   "settle the snapshots");
+	ok(store_snapshot_get(s, "dsk_a1", "snp_1", &sg, &err) == 0 && !strcmp(sg.state, "ready") &&
+	       !strcmp(sg.kind, "memory") && sg.size_bytes == 5000 && sg.vcpus == 2,
+	   "get a snapshot of its desktop");
+	ok(store_snapshot_get(s, "dsk_b1", "snp_1", &sg, &err) == -1 && err.status == 404,
+	   "through another desktop it is not found");
+	ok(store_snapshot_get(s, NULL, "snp_2", &sg, &err) == 0 && !strcmp(sg.reason, "disk full"),
+	   "by id alone, with its failure reason");
+	ok(store_snapshot_usage(s, "dsk_a1", &count, &bytes, &err) == 0 && count == 1 && bytes == 5000,
+	   "usage counts the ones not failed");
+	ok(store_snapshot_list(s, "dsk_a1", &list, &n, &err) == 0 && n == 2 &&
+	       !strcmp(list[0].id, "snp_1"),
+	   "list, oldest first");
+	free(list);
+	ok(store_snapshot_delete(s, "snp_2", &err) == 0 &&
+	       store_snapshot_delete(s, "snp_2", &err) == -1 && err.status == 404,
+	   "delete once, then 404");
+	ok(store_snapshot_set_state(s, "snp_none", "ready", NULL, 0, NULL, &err) == -1 &&
+	       err.status == 404,
+	   "settling an unknown snapshot: 404");
+
+	ok(store_ssh_keys_get(s, WS_A, &keys, &err) == 0 && !strcmp(keys, "[]"),
+	   "a workspace without keys reads []");
+	free(keys);
+	ok(store_ssh_keys_put(s, WS_A, "[\"ssh-ed25519 AAAA x\"]", 3200, &err) == 0 &&
+	       store_ssh_keys_get(s, WS_A, &keys, &err) == 0 && strstr(keys, "AAAA"),
+	   "keys are stored and read back");
+	free(keys);
+	ok(store_ssh_keys_put(s, "ws_none", "[]", 3201, &err) == -1 && err.status == 404,
+	   "keys of an unknown workspace: 404");
+}
+
 int main(void)
 {
 	struct err err = ERR_INIT;
@@ -692,6 +774,7 @@ int main(void)
 	test_audit(s);
 	test_usage(s);
 	test_meta(s);
+	test_instant(s);
 	test_transactions(s);
 	store_pool_release(p, s);
 	store_pool_close(p);
