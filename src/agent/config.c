@@ -3,6 +3,7 @@
  * each item, checks it on the way, and reports per item, so one bad item
  * (an unknown time zone) does not cost the others. */
 #include "agent/config.h"
+#include "agent/stream.h"
 #include "common/buf.h"
 #include "common/log.h"
 
@@ -133,29 +134,15 @@ static int run(char *const argv[], char *const envp[])
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* The agent user's home from /etc/passwd (the agent is static: no NSS). */
+/* The agent user's home. */
 static int agent_home(char *out, size_t n)
 {
-	FILE *f = fopen("/etc/passwd", "re");
-	char line[1024];
-	int r = -1;
+	struct agent_user u;
 
-	if (!f)
+	if (agent_user_lookup("agent", &u))
 		return -1;
-	while (r && fgets(line, sizeof(line), f)) {
-		char *field[7], *p = line;
-		int i;
-
-		line[strcspn(line, "\n")] = '\0';
-		for (i = 0; i < 7 && p; i++)
-			field[i] = strsep(&p, ":");
-		if (i == 7 && !strcmp(field[0], "agent")) {
-			snprintf(out, n, "%s", field[5]);
-			r = 0;
-		}
-	}
-	fclose(f);
-	return r;
+	snprintf(out, n, "%s", u.home);
+	return 0;
 }
 
 /* ---- items ---- */

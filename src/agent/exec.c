@@ -64,11 +64,9 @@ int exec_count(void)
 	return n;
 }
 
-/* Looks a user up in /etc/passwd directly: the agent is static, so NSS is
- * not available. Returns 0 when found. */
 static int user_groups(const struct user *u, gid_t *groups, int max);
 
-static int user_lookup(const char *name, struct user *u)
+int agent_user_lookup(const char *name, struct user *u)
 {
 	FILE *f = fopen("/etc/passwd", "re");
 	char line[1024];
@@ -109,8 +107,8 @@ int agent_user_of(json_t *msg, struct agent_user *u, char *why, size_t n)
 		return -1;
 	}
 	if (!name)
-		name = user_lookup("agent", u) == 0 ? "agent" : "root";
-	if (user_lookup(name, u)) {
+		name = agent_user_lookup("agent", u) == 0 ? "agent" : "root";
+	if (agent_user_lookup(name, u)) {
 		snprintf(why, n, "unknown user \"%.64s\"", name);
 		return -1;
 	}
@@ -617,8 +615,8 @@ void exec_request(json_t *msg, uint64_t gen)
 		return;
 	}
 	if (!uname)
-		uname = user_lookup("agent", &u) == 0 ? "agent" : "root";
-	if (user_lookup(uname, &u)) {
+		uname = agent_user_lookup("agent", &u) == 0 ? "agent" : "root";
+	if (agent_user_lookup(uname, &u)) {
 		snprintf(text, sizeof(text), "unknown user \"%.64s\"", uname);
 		agent_send_error(gen, id, text);
 		return;

@@ -10,12 +10,12 @@
  * still running instead of starting it twice; such an adopted process is
  * not our child, so its end is noticed by polling. */
 #include "agent/monitor.h"
+#include "agent/stream.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,63 +153,6 @@ static pid_t pidfile_adopt(const struct svc *s)
 	return pid;
 }
 
-/* The user, from /etc/passwd and /etc/group directly (the agent is static:
- * no NSS). Returns 0 when found. */
-static int user_find(const char *name, uid_t *uid, gid_t *gid, char *home, size_t n)
-{
-	FILE *f = fopen("/etc/passwd", "re");
-	char line[1024];
-	int found = -1;
-
-	if (!f)
-		return -1;
-	while (found && fgets(line, sizeof(line), f)) {
-		char *field[7], *p = line;
-		int k = 0;
-
-		line[strcspn(line, "\n")] = '\0';
-		while (k < 7 && (field[k] = strsep(&p, ":")))
-			k++;
-		if (k < 7 || strcmp(field[0], name))
-			continue;
-		*uid = (uid_t)strtoul(field[2], NULL, 10);
-		*gid = (gid_t)strtoul(field[3], NULL, 10);
-		snprintf(home, n, "%s", field[5][0] ? field[5] : "/");
-		found = 0;
-	}
-	fclose(f);
-	return found;
-}
-
-static int user_groups(const char *name, gid_t gid, gid_t *groups, int max)
-{
-	FILE *f = fopen("/etc/group", "re");
-	char line[4096];
-	int n = 0;
-
-	groups[n++] = gid;
-	if (!f)
-		return n;
-	while (n < max && fgets(line, sizeof(line), f)) {
-		char *p = line, *gname, *g, *members, *m;
-
-		line[strcspn(line, "\n")] = '\0';
-		gname = strsep(&p, ":");
-		strsep(&p, ":");
-		g = strsep(&p, ":");
-		members = p;
-		if (!gname || !g || !members)
-			continue;
-		while ((m = strsep(&members, ",")))
-			if (!strcmp(m, name)) {
-				groups[n++] = (gid_t)strtoul(g, NULL, 10);
-				break;
-			}
-	}
-	fclose(f);
-	return n;
-}
-
 /* Opens the log for appending, moving a large one aside first. */
 static int log_open(const char *name)
 {
@@ -226,11 +169,10 @@ static int log_open(const char *name)
 }
 
 /* In the child: never returns. */
-static void svc_exec(const struct svc *s, int logfd, uid_t uid, gid_t gid, const char *home)
+static void svc_exec(const struct svc *s, int logfd, const struct agent_user *u)
 {
 	char *args[SERVICES_ARGS_MAX + 1], env_home[300], env_user[80], env_logname[80];
 	char *envp[10];
-	gid_t groups[64];
 	sigset_t none;
 	size_t i, n = json_array_size(s->argv);
 	int k = 0, null = open("/dev/null", O_RDONLY);
@@ -242,23 +184,19 @@ static void svc_exec(const struct svc *s, int logfd, uid_t uid, gid_t gid, const
 	dup2(null >= 0 ? null : 0, 0);
 	dup2(logfd, 1);
 	dup2(logfd, 2);
-	if (uid != 0) {
-		int ng = user_groups(s->user, gid, groups, 64);
-		if (setgroups((size_t)ng, groups) || setgid(gid) || setuid(uid)) {
-			dprintf(2, "bureau-agent: cannot become %s: %s\n", s->user,
-				strerror(errno));
-			_exit(126);
-		}
+	if (agent_user_become(u)) {
+		dprintf(2, "bureau-agent: cannot become %s: %s\n", s->user, strerror(errno));
+		_exit(126);
 	}
-	if (chdir(home))
+	if (chdir(u->home))
 		chdir("/");
 	for (i = 0; i < n && i < SERVICES_ARGS_MAX; i++)
 		args[i] = (char *)json_string_value(json_array_get(s->argv, i));
 	args[i] = NULL;
-	snprintf(env_home, sizeof(env_home), "HOME=%s", home);
+	snprintf(env_home, sizeof(env_home), "HOME=%s", u->home);
 	snprintf(env_user, sizeof(env_user), "USER=%s", s->user);
 	snprintf(env_logname, sizeof(env_logname), "LOGNAME=%s", s->user);
-	envp[k++] = uid ? "PATH=/usr/local/bin:/usr/bin:/bin"
+	envp[k++] = u->uid ? "PATH=/usr/local/bin:/usr/bin:/bin"
 			: "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 	envp[k++] = env_home;
 	envp[k++] = env_user;
@@ -274,14 +212,12 @@ static void svc_exec(const struct svc *s, int logfd, uid_t uid, gid_t gid, const
 
 static void svc_start(struct svc *s)
 {
-	uid_t uid;
-	gid_t gid;
-	char home[256];
+	struct agent_user u;
 	int logfd;
 	pid_t pid;
 
 	s->next_start = 0;
-	if (user_find(s->user, &uid, &gid, home, sizeof(home))) {
+	if (agent_user_lookup(s->user, &u)) {
 		snprintf(s->error, sizeof(s->error), "unknown user \"%.32s\"", s->user);
 		return;
 	}
@@ -290,11 +226,11 @@ static void svc_start(struct svc *s)
 		s->next_start = agent_now_ms() + SERVICES_BACKOFF_MAX_MS;
 		return;
 	}
-	fchown(logfd, uid, gid);
+	fchown(logfd, u.uid, u.gid);
 	dprintf(logfd, "bureau-agent: starting %s\n", s->name);
 	pid = fork();
 	if (pid == 0)
-		svc_exec(s, logfd, uid, gid, home);
+		svc_exec(s, logfd, &u);
 	close(logfd);
 	if (pid < 0) {
 		snprintf(s->error, sizeof(s->error), "fork: %s", strerror(errno));

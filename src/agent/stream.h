@@ -91,6 +91,9 @@ struct agent_user {
 	gid_t groups[64];
 	int ngroups;
 };
+/* Looks a user up in /etc/passwd and /etc/group directly: the agent is
+ * static, so NSS is not available. Returns 0 when found. */
+int agent_user_lookup(const char *name, struct agent_user *u);
 /* The user a request names ("user": absent means "agent" where it
  * exists, else root). Returns -1 with why filled. */
 int agent_user_of(json_t *msg, struct agent_user *u, char *why, size_t n);

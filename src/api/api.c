@@ -49,6 +49,7 @@ static const struct api_route api_routes[] = {
 	{"PUT", "/api/workspaces/{id}/ssh-keys", ssh_keys_put, NULL, "workspace.ssh_keys.set", 0},
 	{"POST", "/api/desktops/{id}/restart", desktops_restart, NULL, "desktop.restart",
 	 API_NOBODY},
+	{"PUT", "/api/desktops/{id}/screen", desktops_screen_put, NULL, "desktop.screen.set", 0},
 	{"GET", "/api/desktops/{id}/screenshot", desktops_running, desktops_screenshot, NULL, 0},
 	{"POST", "/api/desktops/{id}/exec", desktops_exec_check, desktops_exec, "desktop.exec",
 	 0},

@@ -131,6 +131,7 @@ void templates_build(struct api_ctx *c);
 void ssh_keys_get(struct api_ctx *c);
 void ssh_keys_put(struct api_ctx *c);
 void desktops_restart(struct api_ctx *c);
+void desktops_screen_put(struct api_ctx *c);
 void desktops_running(struct api_ctx *c);
 void desktops_exec_check(struct api_ctx *c);
 void desktops_screenshot(struct api_ctx *c);

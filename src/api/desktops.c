@@ -6,6 +6,8 @@
 #include "common/xalloc.h"
 #include "core/core.h"
 #include "core/instant.h"
+#include "core/pilot.h"
+#include "core/screen.h"
 #include "core/state.h"
 #include "vm/driver.h"
 
@@ -24,6 +26,7 @@
 #define SETUP_PASSWORD_MAX 256
 #define SETUP_KEY_MAX 512
 #define SETUP_MODEL_MAX 128
+#define SETUP_BASE_URL_MAX 2048
 #define SETUP_TIMEZONE_MAX 64
 #define SETUP_ENV_MAX 64
 #define SETUP_ENV_VALUE_MAX 4096
@@ -90,8 +93,12 @@ static json_t *desktop_json_full(struct api_ctx *c, const struct desktop *d)
 	struct desktop_extra x;
 	struct err err = ERR_INIT;
 
+	struct screen_size sz;
+
 	if (store_desktop_extra_get(c->s, d->id, &x, &err) == 0)
 		desktop_json_extra(c->app, j, d, &x);
+	if (screen_load(c->s, d->id, &sz, &err) == 0)
+		json_object_set_new(j, "screen", screen_json(&sz));
 	return j;
 }
 
@@ -110,6 +117,20 @@ static int setup_check_string(json_t *b, const char *key, size_t min, size_t max
 		if ((unsigned char)*p < 0x21 || *p == 0x7f)
 			return err_set(err, 400, "invalid_request",
 				       "%s must be printable, without spaces", key);
+	return 0;
+}
+
+/* The provider's base URL: the egress policy opens its host, so it must
+ * parse the way the policy reads it. */
+static int setup_check_base_url(const char *url, struct err *err)
+{
+	char host[256];
+	int port;
+
+	if ((strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) ||
+	    egress_provider_host(NULL, url, host, sizeof(host), &port))
+		return err_set(err, 400, "invalid_request",
+			       "baseUrl must be an http:// or https:// URL with a host");
 	return 0;
 }
 
@@ -153,13 +174,14 @@ static int setup_check_env(json_t *env, struct err *err)
  * reconciler in memory. *setup gets what must never be stored. */
 static int setup_fill(json_t *b, json_t **setup, char *items, size_t n, struct err *err)
 {
-	const char *provider, *model, *key, *password, *tz;
+	const char *provider, *model, *key, *base, *password, *tz;
 	json_t *env = json_object_get(b, "env");
 
 	*setup = NULL;
 	if (setup_check_string(b, "provider", 1, 32, 1, &provider, err) ||
 	    setup_check_string(b, "model", 1, SETUP_MODEL_MAX, 1, &model, err) ||
 	    setup_check_string(b, "apiKey", 8, SETUP_KEY_MAX, 1, &key, err) ||
+	    setup_check_string(b, "baseUrl", 1, SETUP_BASE_URL_MAX, 1, &base, err) ||
 	    setup_check_string(b, "password", 1, SETUP_PASSWORD_MAX, 0, &password, err) ||
 	    setup_check_string(b, "timezone", 1, SETUP_TIMEZONE_MAX, 1, &tz, err))
 		return -1;
@@ -168,8 +190,11 @@ static int setup_fill(json_t *b, json_t **setup, char *items, size_t n, struct e
 		return err_set(err, 400, "invalid_request",
 			       "unknown provider \"%.32s\" (anthropic, openai or openrouter)",
 			       provider);
-	if ((model || key) && !provider)
-		return err_set(err, 400, "invalid_request", "model and apiKey need a provider");
+	if ((model || key || base) && !provider)
+		return err_set(err, 400, "invalid_request",
+			       "model, apiKey and baseUrl need a provider");
+	if (base && setup_check_base_url(base, err))
+		return -1;
 	if ((tz && setup_check_timezone(tz, err)) || (env && setup_check_env(env, err)))
 		return -1;
 	snprintf(items, n, "hostname,sshKeys");
@@ -188,8 +213,8 @@ static int setup_fill(json_t *b, json_t **setup, char *items, size_t n, struct e
 	}
 	if (provider) {
 		json_object_set_new(*setup, "provider",
-				    json_pack("{s:s, s:s?, s:s?}", "provider", provider, "model",
-					      model, "apiKey", key));
+				    json_pack("{s:s, s:s?, s:s?, s:s?}", "provider", provider,
+					      "model", model, "apiKey", key, "baseUrl", base));
 		strncat(items, ",provider", n - strlen(items) - 1);
 	}
 	return 0;
@@ -289,6 +314,48 @@ static void create_body_error_scrub(struct api_ctx *c)
 		*near = '\0';
 }
 
+/* The provider without its key, kept for the egress policy: a desktop
+ * reaches its own provider's host with no workspace allowlist entry. */
+static int create_provider_put(struct api_ctx *c, const struct desktop *d, json_t *setup)
+{
+	json_t *p = json_object_get(setup, "provider");
+	json_t *pub;
+	char *text;
+	int rc;
+
+	if (!p)
+		return 0;
+	pub = json_pack("{s:O, s:O?}", "provider", json_object_get(p, "provider"), "baseUrl",
+			json_object_get(p, "baseUrl"));
+	text = json_dumps(pub, JSON_COMPACT);
+	json_decref(pub);
+	rc = store_desktop_setting_put(c->s, d->id, "provider", text, d->created_at, &c->err);
+	free(text);
+	return rc;
+}
+
+/* A fork's guest resumes its snapshot's memory, so it has its source's
+ * screen; anything else takes the size asked for (default 1280x800). */
+static int create_screen_put(struct api_ctx *c, const struct desktop *d,
+			     const struct desktop_extra *x, json_t *b)
+{
+	json_t *j = json_object_get(b, "screen");
+	struct screen_size sz;
+
+	if (*x->source_snapshot) {
+		if (j)
+			return err_set(&c->err, 400, "invalid_request",
+				       "a fork has its snapshot's screen size");
+		if (screen_load(c->s, x->source_desktop, &sz, &c->err))
+			return -1;
+	} else if (!j) {
+		return 0;
+	} else if (screen_parse(j, &sz, &c->err)) {
+		return -1;
+	}
+	return screen_store(c->s, d->id, &sz, d->created_at, &c->err);
+}
+
 static void create_wipe(struct api_ctx *c)
 {
 	if (c->body)
@@ -301,7 +368,8 @@ void desktops_create(struct api_ctx *c)
 {
 	static const char *const allowed[] = {"name",	  "workspaceId", "tier",	 "image",
 					      "provider", "model",	 "apiKey",	 "password",
-					      "timezone", "env",	 "fromSnapshot", NULL};
+					      "timezone", "env",	 "fromSnapshot", "baseUrl",
+					      "screen",	  NULL};
 	struct desktop d;
 	struct desktop_extra x;
 	struct workspace w;
@@ -333,7 +401,8 @@ void desktops_create(struct api_ctx *c)
 		goto rollback;
 	}
 	if (store_desktop_insert(c->s, &d, &c->err) ||
-	    store_desktop_extra_put(c->s, d.id, &x, d.created_at, &c->err))
+	    store_desktop_extra_put(c->s, d.id, &x, d.created_at, &c->err) ||
+	    create_provider_put(c, &d, setup) || create_screen_put(c, &d, &x, b))
 		goto rollback;
 	if (core_store_event(c->s, &d, "desktop.created",
 			     json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "state", d.state,
@@ -461,6 +530,36 @@ void desktops_stop_loop(struct api_ctx *c)
 void desktops_restart(struct api_ctx *c)
 {
 	if (desktop_load(c) || state_check_restart(c->d.state, c->d.desired_state, &c->err)) {
+		api_fail(c, &c->err);
+		return;
+	}
+	snprintf(c->kick, sizeof(c->kick), "%s", c->d.id);
+	c->restart = 1;
+	api_ok(c, 202, desktop_json_full(c, &c->d));
+}
+
+/* A new screen size takes a cold boot (see core/screen.h): the desktop
+ * must be running and restarts (202); the size it has already: 200. */
+void desktops_screen_put(struct api_ctx *c)
+{
+	static const char *const allowed[] = {"width", "height", NULL};
+	struct screen_size want, have;
+	json_t *b = api_body(c, allowed, 0);
+
+	c->body = b;
+	if (!b || screen_parse(b, &want, &c->err) || desktop_load(c) ||
+	    screen_load(c->s, c->d.id, &have, &c->err)) {
+		if (c->err.status)
+			api_fail(c, &c->err);
+		return;
+	}
+	c->audit_detail = json_pack("{s:i, s:i}", "width", want.width, "height", want.height);
+	if (want.width == have.width && want.height == have.height) {
+		api_ok(c, 200, desktop_json_full(c, &c->d));
+		return;
+	}
+	if (state_check_restart(c->d.state, c->d.desired_state, &c->err) ||
+	    screen_store(c->s, c->d.id, &want, now_ms(), &c->err)) {
 		api_fail(c, &c->err);
 		return;
 	}

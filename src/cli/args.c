@@ -43,6 +43,7 @@ static const struct cli_option options[] = {
     {"since", OPT_SINCE, 1, STR(since), "TIME", "metrics: only samples after TIME (ISO or ms)"},
     {"user", OPT_USER, 1, STR(user), "USER", "services add: agent (default) or root"},
     {"state", OPT_STATE, 1, STR(state), "STATE", "alerts: open (default), acknowledged or all"},
+    {"note", OPT_NOTE, 1, STR(note), "TEXT", "approvals approve/deny: a note kept with the decision"},
     {NULL, 0, 0, 0, NULL, NULL},
 };
 
@@ -92,6 +93,20 @@ const struct cli_command cli_commands[] = {
     {"alerts", "ls", "", 0, 0, OPT_WORKSPACE | OPT_STATE, cmd_alerts_ls,
      "list alerts (--state open, acknowledged or all)"},
     {"alerts", "ack", "ALERT", 1, 1, 0, cmd_alerts_ack, "acknowledge an alert"},
+    {"chat", NULL, "ID MESSAGE", 2, 2, OPT_WORKSPACE, cmd_chat,
+     "send the desktop's agent a message and print its reply as it streams"},
+    {"approvals", "ls", "", 0, 0, 0, cmd_approvals_ls, "list the agents' approvals"},
+    {"approvals", "approve", "APPROVAL", 1, 1, OPT_NOTE, cmd_approvals_approve,
+     "let a paused agent go on"},
+    {"approvals", "deny", "APPROVAL", 1, 1, OPT_NOTE, cmd_approvals_deny,
+     "refuse a paused agent's action"},
+    {"egress", "ls", "WS", 1, 1, 0, cmd_egress_ls, "a workspace's egress allowlist"},
+    {"egress", "allow", "WS PATTERN", 2, 2, 0, cmd_egress_allow,
+     "add a host pattern to a workspace's allowlist"},
+    {"egress", "deny", "WS PATTERN", 2, 2, 0, cmd_egress_deny,
+     "remove a host pattern from a workspace's allowlist"},
+    {"egress", "log", "ID", 1, 1, OPT_WORKSPACE, cmd_egress_log,
+     "a desktop's outgoing connections, allowed and refused"},
     {NULL, NULL, NULL, 0, 0, 0, NULL, NULL},
 };
 

@@ -54,6 +54,7 @@ enum {
 	OPT_SINCE = 1 << 19,
 	OPT_USER = 1 << 20,
 	OPT_STATE = 1 << 21,
+	OPT_NOTE = 1 << 22,
 };
 #define OPT_GLOBAL (OPT_ENDPOINT | OPT_KEY | OPT_JSON | OPT_HELP | OPT_CONFIG)
 
@@ -64,6 +65,7 @@ struct cli_args {
 	const char *timeout_str;
 	const char *cwd; /* exec --cwd */
 	const char *since, *user, *state; /* metrics --since, services --user, alerts --state */
+	const char *note; /* approvals approve/deny --note */
 	int json, help, wait, show_key, version;
 	int root, stdin_send; /* exec/cp --root, exec --stdin */
 	int timeout_s; /* --timeout, seconds; CLI_DEFAULT_WAIT_S when absent */
@@ -257,6 +259,15 @@ int cmd_services_add(struct cli_ctx *ctx);
 int cmd_services_rm(struct cli_ctx *ctx);
 int cmd_alerts_ls(struct cli_ctx *ctx);
 int cmd_alerts_ack(struct cli_ctx *ctx);
+/* pilot.c: chat with a desktop's agent, approvals, egress. */
+int cmd_chat(struct cli_ctx *ctx);
+int cmd_approvals_ls(struct cli_ctx *ctx);
+int cmd_approvals_approve(struct cli_ctx *ctx);
+int cmd_approvals_deny(struct cli_ctx *ctx);
+int cmd_egress_ls(struct cli_ctx *ctx);
+int cmd_egress_allow(struct cli_ctx *ctx);
+int cmd_egress_deny(struct cli_ctx *ctx);
+int cmd_egress_log(struct cli_ctx *ctx);
 /* The API path of a desktop given by id ("dsk_...") or by name; the
  * caller frees *path. */
 int cli_desktop_path(struct cli_ctx *ctx, const char *ref, char **path, struct err *err);

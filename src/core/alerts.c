@@ -436,21 +436,8 @@ static json_t *alert_event_data(const struct alert *a, const char *name)
 int alerts_store_event(struct store *s, const struct alert *a, const char *type, const char *name,
 		       struct event *ev, struct err *err)
 {
-	json_t *data = alert_event_data(a, name);
-
-	memset(ev, 0, sizeof(*ev));
-	snprintf(ev->workspace_id, sizeof(ev->workspace_id), "%s", a->workspace_id);
-	snprintf(ev->desktop_id, sizeof(ev->desktop_id), "%s", a->desktop_id);
-	snprintf(ev->type, sizeof(ev->type), "%s", type);
-	ev->data = json_dumps(data, JSON_COMPACT);
-	json_decref(data);
-	ev->created_at = now_ms();
-	if (store_event_append(s, ev, err)) {
-		free(ev->data);
-		ev->data = NULL;
-		return -1;
-	}
-	return 0;
+	return core_event_append(s, a->workspace_id, a->desktop_id, type, alert_event_data(a, name),
+				 ev, err);
 }
 
 static void raise_work(struct store *s, void *arg)

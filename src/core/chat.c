@@ -115,7 +115,29 @@ struct pjob {
 	int nev;
 	struct err err;
 	void (*fn)(struct store *s, struct pjob *j);
+	struct pjob *next;
 };
+
+/* Pilot messages are stored one at a time, in the order they arrived:
+ * worker threads would otherwise let a reply overtake its tool call. */
+static struct pjob *pjob_head, *pjob_tail;
+static int pjob_running;
+
+static void pjob_work(struct store *s, void *arg);
+static void pjob_done(void *arg);
+
+static void pjob_next(struct app *app)
+{
+	struct pjob *j = pjob_head;
+
+	if (pjob_running || !j)
+		return;
+	pjob_head = j->next;
+	if (!pjob_head)
+		pjob_tail = NULL;
+	pjob_running = 1;
+	job_submit(app, pjob_work, pjob_done, j);
+}
 
 static void pjob_work(struct store *s, void *arg)
 {
@@ -127,11 +149,14 @@ static void pjob_work(struct store *s, void *arg)
 static void pjob_done(void *arg)
 {
 	struct pjob *j = arg;
+	struct app *app = j->app;
 
 	for (int i = 0; i < j->nev; i++)
-		core_publish(j->app, &j->ev[i]);
+		core_publish(app, &j->ev[i]);
 	json_decref(j->msg);
 	free(j);
+	pjob_running = 0;
+	pjob_next(app);
 }
 
 static void pjob_submit(struct app *app, const struct desktop *d, json_t *msg,
@@ -143,7 +168,12 @@ static void pjob_submit(struct app *app, const struct desktop *d, json_t *msg,
 	j->d = *d;
 	j->msg = json_incref(msg);
 	j->fn = fn;
-	job_submit(app, pjob_work, pjob_done, j);
+	if (pjob_tail)
+		pjob_tail->next = j;
+	else
+		pjob_head = j;
+	pjob_tail = j;
+	pjob_next(app);
 }
 
 static const char *str_field(json_t *msg, const char *name)

@@ -31,6 +31,10 @@ void core_shutdown(struct app *app);
  * filled for publishing. reason may be NULL. */
 int core_store_transition(struct store *s, struct desktop *d, const char *state,
 			  const char *reason, int64_t ready_ms, struct event *ev, struct err *err);
+/* On a worker: stores an event of a workspace (desktop_id may be ""); takes
+ * the reference to data, the event's type-specific fields. */
+int core_event_append(struct store *s, const char *workspace_id, const char *desktop_id,
+		      const char *type, json_t *data, struct event *ev, struct err *err);
 /* On a worker: stores an event of a desktop; takes the reference to
  * data, the event's type-specific fields. */
 int core_store_event(struct store *s, const struct desktop *d, const char *type, json_t *data,

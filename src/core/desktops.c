@@ -10,6 +10,7 @@
 #include "core/metrics.h"
 #include "core/pilot.h"
 #include "core/services.h"
+#include "core/screen.h"
 #include "core/state.h"
 #include "core/instant.h"
 #include "common/buf.h"
@@ -47,6 +48,7 @@ struct rt {
 
 	/* Issue 5: boot paths, first-boot configuration, hibernation, snapshots */
 	struct desktop_extra x; /* loaded with the row */
+	struct screen_size screen; /* loaded with the row */
 	json_t *setup;		/* first-boot configuration, secrets included: memory only */
 	int personalize;	/* this boot: 0 nothing, 1 clock and seed, 2 a new identity too */
 	int personalized;	/* done (or given up) for this boot */
@@ -100,14 +102,13 @@ json_t *desktop_json(const struct desktop *d)
 	return j;
 }
 
-int core_store_event(struct store *s, const struct desktop *d, const char *type, json_t *data,
-		     struct event *ev, struct err *err)
+int core_event_append(struct store *s, const char *workspace_id, const char *desktop_id,
+		      const char *type, json_t *data, struct event *ev, struct err *err)
 {
 	memset(ev, 0, sizeof(*ev));
-	snprintf(ev->workspace_id, sizeof(ev->workspace_id), "%s", d->workspace_id);
-	snprintf(ev->desktop_id, sizeof(ev->desktop_id), "%s", d->id);
+	snprintf(ev->workspace_id, sizeof(ev->workspace_id), "%s", workspace_id);
+	snprintf(ev->desktop_id, sizeof(ev->desktop_id), "%s", desktop_id);
 	snprintf(ev->type, sizeof(ev->type), "%s", type);
-	json_object_set_new(data, "name", json_string(d->name));
 	ev->data = json_dumps(data, JSON_COMPACT);
 	json_decref(data);
 	ev->created_at = now_ms();
@@ -117,6 +118,13 @@ int core_store_event(struct store *s, const struct desktop *d, const char *type,
 		return -1;
 	}
 	return 0;
+}
+
+int core_store_event(struct store *s, const struct desktop *d, const char *type, json_t *data,
+		     struct event *ev, struct err *err)
+{
+	json_object_set_new(data, "name", json_string(d->name));
+	return core_event_append(s, d->workspace_id, d->id, type, data, ev, err);
 }
 
 int core_store_transition(struct store *s, struct desktop *d, const char *state,
@@ -447,6 +455,8 @@ static struct vm_spec rt_spec(const struct rt *rt)
 	spec.vcpus = rt->d.vcpus;
 	spec.memory_mb = rt->d.memory_mb;
 	spec.disk_gb = rt->d.disk_gb;
+	spec.screen_width = rt->screen.width;
+	spec.screen_height = rt->screen.height;
 	return spec;
 }
 
@@ -562,7 +572,9 @@ static void provision_now(struct rt *rt)
 {
 	struct vm_spec spec = rt_spec(rt);
 	struct vm_driver *d = rt->app->driver;
-	int templates = strcmp(rt->app->cfg.templates, "off") != 0;
+	/* Templates run at the default screen size; a restored guest keeps
+	 * the size it was saved with, so another size boots cold. */
+	int templates = strcmp(rt->app->cfg.templates, "off") != 0 && screen_is_default(&rt->screen);
 
 	if (*rt->x.source_snapshot) {
 		snprintf(rt->boot_path, sizeof(rt->boot_path), "snapshot");
@@ -1083,6 +1095,7 @@ struct load {
 	struct rt *rt;
 	struct desktop d;
 	struct desktop_extra x;
+	struct screen_size screen;
 	int found;
 };
 
@@ -1092,7 +1105,8 @@ static void load_work(struct store *s, void *arg)
 	struct err err = ERR_INIT;
 
 	l->found = store_desktop_get(s, l->rt->id, &l->d, &err) == 0 &&
-		   store_desktop_extra_get(s, l->rt->id, &l->x, &err) == 0;
+		   store_desktop_extra_get(s, l->rt->id, &l->x, &err) == 0 &&
+		   screen_load(s, l->rt->id, &l->screen, &err) == 0;
 }
 
 static void load_done(void *arg)
@@ -1109,6 +1123,7 @@ static void load_done(void *arg)
 	}
 	rt->d = l->d;
 	rt->x = l->x;
+	rt->screen = l->screen;
 	rt->loaded = 1;
 	free(l);
 	if (rt->app->shutting_down) {

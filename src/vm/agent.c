@@ -45,13 +45,22 @@ static void vm__agent_connected(uv_connect_t *req, int status);
 static void vm__streams_pump(struct vm *vm, int drains);
 static void vm__streams_fail(struct vm *vm, const char *why);
 
+/* A frame may carry a secret (configure holds the BYOK key): its bytes
+ * are wiped before the memory goes back to the allocator. Every frame is
+ * wiped, which is simpler than flagging the secret ones and cheap. */
+static void vm__agent_write_free(struct vm_agent_write *w)
+{
+	explicit_bzero(w->data, w->buf.len);
+	free(w->data);
+	free(w);
+}
+
 static void vm__agent_write_done(uv_write_t *req, int status)
 {
 	struct vm_agent_write *w = req->data;
 	struct vm *vm = w->vm;
 
-	free(w->data);
-	free(w);
+	vm__agent_write_free(w);
 	/* Room in the socket's queue again: streams may send more. */
 	if (status == 0 && vm->agent_state == AG_OPEN)
 		vm__streams_pump(vm, 1);
@@ -65,6 +74,8 @@ static int vm__agent_write(struct vm *vm, struct buf *frame)
 
 	if (vm->agent_state != AG_OPEN ||
 	    uv_stream_get_write_queue_size((uv_stream_t *)&vm->agent) > VM_AGENT_MAX_QUEUE) {
+		if (frame->data)
+			explicit_bzero(frame->data, frame->len);
 		buf_release(frame);
 		return -1;
 	}
@@ -74,8 +85,7 @@ static int vm__agent_write(struct vm *vm, struct buf *frame)
 	w->data = w->buf.base = buf_detach(frame, NULL);
 	w->req.data = w;
 	if (uv_write(&w->req, (uv_stream_t *)&vm->agent, &w->buf, 1, vm__agent_write_done) < 0) {
-		free(w->data);
-		free(w);
+		vm__agent_write_free(w);
 		return -1;
 	}
 	return 0;

@@ -43,6 +43,10 @@ struct vm_spec {
 	int vcpus;
 	int memory_mb;
 	int disk_gb;
+	/* The screen QEMU's VGA offers the guest (its EDID preferred mode);
+	 * 0: QEMU's default, 1280x800. */
+	int screen_width;
+	int screen_height;
 };
 
 struct vm_callbacks {

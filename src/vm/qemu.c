@@ -566,6 +566,13 @@ static void vm__args_build(struct vm_args *a, const struct vm_spec *s, const str
 	vm__arg(a, "%s", m->initrd);
 	vm__arg(a, "-append");
 	vm__arg(a, "%s", m->cmdline);
+	/* The guest's kernel sets the EDID preferred mode at boot. */
+	if (s->screen_width > 0 && s->screen_height > 0) {
+		vm__arg(a, "-global");
+		vm__arg(a, "VGA.xres=%d", s->screen_width);
+		vm__arg(a, "-global");
+		vm__arg(a, "VGA.yres=%d", s->screen_height);
+	}
 	/* Density: the guest hands the pages it frees back to the host (KSM
 	 * merges identical ones where it runs; QEMU's mem-merge is on). A
 	 * saved machine must be resumed with the same setting. */

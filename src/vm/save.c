@@ -12,7 +12,6 @@
  * desktop cold-boots from a disk that was paused, never one that ran on
  * after the memory was taken). A resumed guest consumes its saved machine
  * before it runs again. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>

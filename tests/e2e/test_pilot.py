@@ -4,6 +4,8 @@ OpenAI formats), egress allowed and refused, approvals (approved, denied,
 nobody answers), an interrupt, provider errors, history and usage across a
 bureaud restart and a desktop stop/start, and the API's refusals."""
 import json
+import os
+import subprocess
 import time
 
 import lib
@@ -256,6 +258,83 @@ t.ok(len(admin.get("/api/desktops/%s/chat?limit=500" % did).json()["messages"]) 
 
 admin.delete("/api/desktops/" + did)
 admin.wait_state(did, ["destroyed"], timeout=120)
+
+# 10. The provider chosen at create time: its host is open with no
+# workspace allowlist entry, and through the CLI.
+CLI = next((p for p in (os.environ.get("BUREAU_CLI"), os.path.join(lib.BUILD, "bureau"))
+            if p and os.access(p, os.X_OK)), None)
+cli_env = dict(os.environ, BUREAU_ENDPOINT="http://127.0.0.1:%d" % b.port, BUREAU_API_KEY=admin.key,
+               BUREAU_CONFIG="/nonexistent/bureau-config")
+
+
+def cli(*args, timeout=180):
+    return subprocess.run([CLI] + list(args), env=cli_env, capture_output=True, text=True, timeout=timeout)
+
+
+r = admin.request("PUT", "/api/workspaces/%s/egress" % ws, {"allow": []})
+t.ok(r.status == 200 and r.json()["allow"] == [], "the workspace allowlist is emptied", r)
+base = {"name": "pilot2", "image": "tiny", "provider": "anthropic", "model": "test-model", "apiKey": "sk-test-secret"}
+for bad, why in ((dict(base, baseUrl="ftp://127.0.0.1/"), "a baseUrl not http(s)"),
+                 (dict(base, baseUrl="http:///v1"), "a baseUrl without a host"),
+                 (dict(base, baseUrl="http://h/" + "x" * 2048), "a baseUrl over 2048 characters"),
+                 (dict(base, baseUrl=42), "a baseUrl not a string"),
+                 ({"name": "pilot2", "image": "tiny", "baseUrl": model.url}, "a baseUrl without a provider")):
+    r = admin.post("/api/desktops", bad)
+    t.ok(r.status == 400 and b"sk-test-secret" not in r.body, "create refuses %s: 400" % why, r)
+r = admin.post("/api/desktops", dict(base, baseUrl=model.url))
+did2 = r.json()["id"]
+t.ok(r.status == 201 and b"sk-test-secret" not in r.body, "a desktop created with its provider and baseUrl", r)
+d = admin.wait_state(did2, ["running", "error"], timeout=180)
+t.ok(d["state"] == "running", "it runs", d)
+model.script({"text": "hello from the provider's own host", "usage": (5, 5)})
+p = cli("chat", "pilot2", "hello there")
+t.ok(p.returncode == 0 and "hello from the provider's own host" in p.stdout,
+     "bureau chat: the scripted answer, through the provider's host with no allowlist entry", (p.returncode, p.stdout, p.stderr))
+r = admin.get("/api/desktops/%s/egress" % did2)
+t.ok(any(e["allowed"] and e["port"] == model.port for e in r.json()["entries"]),
+     "the provider connection is logged as allowed", r)
+r = exec_(did2, "printf 'CONNECT 10.9.8.7:80 HTTP/1.1\\r\\nHost: 10.9.8.7:80\\r\\n\\r\\n' | nc -w 5 10.0.2.100 3128; echo")
+out = r.json().get("stdout", "") if r.status == 200 else ""
+t.ok(" 403" in out, "another host is still refused", out)
+p = cli("egress", "log", "pilot2")
+t.ok(p.returncode == 0 and "10.9.8.7" in p.stdout and str(model.port) in p.stdout, "bureau egress log lists both", p.stdout)
+p = cli("egress", "allow", ws, "api.example.com")
+t.ok(p.returncode == 0 and admin.get("/api/workspaces/%s/egress" % ws).json()["allow"] == ["api.example.com"],
+     "bureau egress allow adds a pattern", (p.stdout, p.stderr))
+p = cli("egress", "deny", ws, "api.example.com")
+t.ok(p.returncode == 0 and admin.get("/api/workspaces/%s/egress" % ws).json()["allow"] == [],
+     "bureau egress deny removes it", (p.stdout, p.stderr))
+p = cli("egress", "allow", ws, "*")
+t.ok(p.returncode == 1, "bureau egress allow '*': the API's refusal, exit 1", (p.returncode, p.stderr))
+
+# Approvals through the CLI.
+model.script({"tools": [{"name": "shell", "input": {"command": "sudo true; echo cli-$((1+2))"}}]}, {"text": "done"})
+mid = chat(did2, "Do the sensitive thing")
+end, pending = time.time() + 90, None
+while time.time() < end and not pending:
+    lst = admin.get("/api/approvals?status=pending").json()["approvals"]
+    pending = lst[0] if lst else None
+    time.sleep(0.5)
+p = cli("approvals", "ls")
+t.ok(pending and p.returncode == 0 and pending["id"] in p.stdout and "pending" in p.stdout,
+     "bureau approvals ls shows the pending approval", p.stdout)
+p = cli("approvals", "approve", pending["id"] if pending else "apr_none", "--note", "from the cli")
+t.ok(p.returncode == 0 and "approved" in p.stdout, "bureau approvals approve resolves it", (p.stdout, p.stderr))
+mine = wait_reply(did2, mid)
+res = [m for m in mine if m["role"] == "tool_result"]
+t.ok(res and "cli-3" in res[0]["content"], "approved through the CLI: the command runs", res)
+a = admin.get("/api/approvals/" + pending["id"]).json() if pending else {}
+t.ok(a.get("status") == "approved" and a.get("note") == "from the cli", "the decision and its note are kept", a)
+p = cli("approvals", "deny", pending["id"] if pending else "apr_none")
+t.ok(p.returncode == 1, "deciding it again through the CLI: exit 1", (p.returncode, p.stderr))
+p = cli("approvals", "approve", "apr_doesnotexist")
+t.ok(p.returncode == 4, "an unknown approval: exit 4", (p.returncode, p.stderr))
+model.script({"status": 401, "message": "bad key"})
+p = cli("chat", did2, "this fails")
+t.ok(p.returncode == 1 and "agent error" in p.stderr, "bureau chat exits 1 on an agent error", (p.returncode, p.stderr))
+
+admin.delete("/api/desktops/" + did2)
+admin.wait_state(did2, ["destroyed"], timeout=120)
 model.close()
 b.stop()
 t.done()

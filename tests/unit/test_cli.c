@@ -78,6 +78,49 @@ static void test_args(void)
 	ok(parse("", &a, &cmd, &err) == -1, "args: no command is a usage error");
 }
 
+/* The agent's commands: chat, approvals, egress. */
+static void test_agent_args(void)
+{
+	const struct cli_command *cmd;
+	struct cli_args a;
+	struct err err;
+
+	ok(parse("chat web-1 hello", &a, &cmd, &err) == 0 && cmd->fn == cmd_chat && a.npos == 2 &&
+	       !strcmp(a.pos[0], "web-1") && !strcmp(a.pos[1], "hello"),
+	   "args: chat takes a desktop and a message");
+	ok(parse("chat web-1", &a, &cmd, &err) == -1 && strstr(err.msg, "missing"),
+	   "args: chat without a message is a usage error");
+	ok(parse("chat web-1 a b", &a, &cmd, &err) == -1 && strstr(err.msg, "unexpected"),
+	   "args: chat takes one message (quote it)");
+	ok(parse("chat web-1 hi --note x", &a, &cmd, &err) == -1 && strstr(err.msg, "--note"),
+	   "args: --note does not apply to chat");
+	ok(parse("approvals ls", &a, &cmd, &err) == 0 && cmd->fn == cmd_approvals_ls,
+	   "args: approvals ls");
+	ok(parse("approvals approve apr_1 --note fine", &a, &cmd, &err) == 0 &&
+	       cmd->fn == cmd_approvals_approve && !strcmp(a.pos[0], "apr_1") &&
+	       !strcmp(a.note, "fine"),
+	   "args: approvals approve ID --note TEXT");
+	ok(parse("approvals deny apr_1", &a, &cmd, &err) == 0 && cmd->fn == cmd_approvals_deny &&
+	       !a.note,
+	   "args: approvals deny ID, the note optional");
+	ok(parse("approvals deny", &a, &cmd, &err) == -1, "args: approvals deny without an id");
+	ok(parse("approvals ls --note x", &a, &cmd, &err) == -1, "args: --note only on a decision");
+	ok(parse("approvals maybe x", &a, &cmd, &err) == -1 && strstr(err.msg, "maybe"),
+	   "args: an unknown approvals verb is refused");
+	ok(parse("egress ls ws_1", &a, &cmd, &err) == 0 && cmd->fn == cmd_egress_ls,
+	   "args: egress ls WORKSPACE");
+	ok(parse("egress allow ws_1 api.example.com", &a, &cmd, &err) == 0 &&
+	       cmd->fn == cmd_egress_allow && !strcmp(a.pos[1], "api.example.com"),
+	   "args: egress allow WORKSPACE PATTERN");
+	ok(parse("egress deny ws_1 api.example.com", &a, &cmd, &err) == 0 &&
+	       cmd->fn == cmd_egress_deny,
+	   "args: egress deny WORKSPACE PATTERN");
+	ok(parse("egress allow ws_1", &a, &cmd, &err) == -1, "args: egress allow needs a pattern");
+	ok(parse("egress log web-1", &a, &cmd, &err) == 0 && cmd->fn == cmd_egress_log,
+	   "args: egress log DESKTOP");
+	ok(parse("egress ls", &a, &cmd, &err) == -1, "args: egress ls needs a workspace");
+}
+
 static void test_config(void)
 {
 	struct cli_config c = {0};
@@ -284,6 +327,7 @@ static void test_wait(void)
 int main(void)
 {
 	test_args();
+	test_agent_args();
 	test_config();
 	test_table();
 	test_escape();
