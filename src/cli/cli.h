@@ -149,6 +149,11 @@ size_t cli_text_width(const char *s);
 /* A JSON value as a table cell: strings as they are, null as "-", numbers
  * and booleans as text. The caller frees it. */
 char *cli_cell(json_t *v);
+/* Prints a table (and releases it). */
+void cli_print_table(struct cli_ctx *ctx, struct table *t);
+/* Prints an array of objects as a table, one column per field. */
+void cli_print_list(struct cli_ctx *ctx, json_t *arr, int ncols, const char *const headers[],
+		    const char *const fields[]);
 
 /* ---- server-sent events ------------------------------------------------- */
 

@@ -47,7 +47,7 @@ static int fail(struct cli_ctx *ctx, const struct err *err)
 	return rc;
 }
 
-static void print_table(struct cli_ctx *ctx, struct table *t)
+void cli_print_table(struct cli_ctx *ctx, struct table *t)
 {
 	struct buf b = BUF_INIT;
 
@@ -57,9 +57,8 @@ static void print_table(struct cli_ctx *ctx, struct table *t)
 	table_release(t);
 }
 
-/* Rows of an array of objects: one column per field (NULL: empty). */
-static void print_list(struct cli_ctx *ctx, json_t *arr, int ncols, const char *const headers[],
-		       const char *const fields[])
+void cli_print_list(struct cli_ctx *ctx, json_t *arr, int ncols, const char *const headers[],
+		    const char *const fields[])
 {
 	struct table t;
 	size_t i;
@@ -76,7 +75,7 @@ static void print_list(struct cli_ctx *ctx, json_t *arr, int ncols, const char *
 		for (int c = 0; c < ncols; c++)
 			free(cells[c]);
 	}
-	print_table(ctx, &t);
+	cli_print_table(ctx, &t);
 }
 
 /* One object as "label  value" lines; fields come in (key, label) pairs. */
@@ -103,7 +102,7 @@ static void print_fields(struct cli_ctx *ctx, json_t *obj, const char *const fie
 		free(cell);
 	}
 	if (!first)
-		print_table(ctx, &t);
+		cli_print_table(ctx, &t);
 }
 
 static const char *const desktop_fields[][2] = {
@@ -281,7 +280,7 @@ int cmd_desktops_ls(struct cli_ctx *ctx)
 	if (ctx->args->json)
 		cli_print_json(ctx, list);
 	else
-		print_list(ctx, json_object_get(list, "desktops"), 6, headers, fields);
+		cli_print_list(ctx, json_object_get(list, "desktops"), 6, headers, fields);
 	json_decref(list);
 	return CLI_EXIT_OK;
 }
@@ -444,7 +443,7 @@ int cmd_keys_ls(struct cli_ctx *ctx)
 	if (ctx->args->json)
 		cli_print_json(ctx, list);
 	else
-		print_list(ctx, json_object_get(list, "apiKeys"), 6, headers, fields);
+		cli_print_list(ctx, json_object_get(list, "apiKeys"), 6, headers, fields);
 	json_decref(list);
 	return CLI_EXIT_OK;
 }
@@ -499,7 +498,7 @@ int cmd_workspaces_ls(struct cli_ctx *ctx)
 	if (ctx->args->json)
 		cli_print_json(ctx, list);
 	else
-		print_list(ctx, json_object_get(list, "workspaces"), 5, headers, fields);
+		cli_print_list(ctx, json_object_get(list, "workspaces"), 5, headers, fields);
 	json_decref(list);
 	return CLI_EXIT_OK;
 }
@@ -551,7 +550,7 @@ int cmd_workspaces_members(struct cli_ctx *ctx)
 	if (ctx->args->json)
 		cli_print_json(ctx, list);
 	else
-		print_list(ctx, json_object_get(list, "members"), 4, headers, fields);
+		cli_print_list(ctx, json_object_get(list, "members"), 4, headers, fields);
 	json_decref(list);
 	return CLI_EXIT_OK;
 }
@@ -598,7 +597,7 @@ static void print_usage_report(struct cli_ctx *ctx, json_t *u)
 		table_add(&t, cells);
 		free(id), free(name), free(tier), free(hours), free(cost);
 	}
-	print_table(ctx, &t);
+	cli_print_table(ctx, &t);
 	fputc('\n', ctx->out);
 	table_init(&t, 3, th);
 	json_array_foreach(json_object_get(u, "tiers"), i, row)
@@ -611,7 +610,7 @@ static void print_usage_report(struct cli_ctx *ctx, json_t *u)
 		table_add(&t, cells);
 		free(tier), free(hours), free(cost);
 	}
-	print_table(ctx, &t);
+	cli_print_table(ctx, &t);
 	fprintf(ctx->out, "\nTotal: %.2f hours, %.2f %s\n",
 		number(json_object_get(u, "totalHours")), number(json_object_get(u, "totalCost")),
 		cur);

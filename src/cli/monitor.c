@@ -15,16 +15,6 @@ static int fail(struct cli_ctx *ctx, const struct err *err)
 	return rc;
 }
 
-static void print_rows(struct cli_ctx *ctx, struct table *t)
-{
-	struct buf b = BUF_INIT;
-
-	table_render(t, &b);
-	fwrite(b.data, 1, b.len, ctx->out);
-	buf_release(&b);
-	table_release(t);
-}
-
 static double num(json_t *v)
 {
 	return json_is_number(v) ? json_number_value(v) : 0.0;
@@ -94,7 +84,7 @@ int cmd_metrics(struct cli_ctx *ctx)
 		for (int k = 0; k < 8; k++)
 			free(c[k]);
 	}
-	print_rows(ctx, &t);
+	cli_print_table(ctx, &t);
 	json_decref(m);
 	return CLI_EXIT_OK;
 }
@@ -131,7 +121,7 @@ int cmd_services_ls(struct cli_ctx *ctx)
 		for (int k = 0; k < 6; k++)
 			free(c[k]);
 	}
-	print_rows(ctx, &t);
+	cli_print_table(ctx, &t);
 	json_decref(list);
 	return CLI_EXIT_OK;
 }
@@ -199,10 +189,8 @@ int cmd_alerts_ls(struct cli_ctx *ctx)
 					     "createdAt", "resolvedAt", "message"};
 	struct err err = ERR_INIT;
 	struct buf q = BUF_INIT;
-	struct table t;
-	json_t *list, *a;
+	json_t *list;
 	char *ws;
-	size_t i;
 	int rc;
 
 	if (cli_workspace_resolve(ctx, &ws, &err))
@@ -223,17 +211,7 @@ int cmd_alerts_ls(struct cli_ctx *ctx)
 		json_decref(list);
 		return CLI_EXIT_OK;
 	}
-	table_init(&t, 7, headers);
-	json_array_foreach (json_object_get(list, "alerts"), i, a) {
-		char *c[7];
-
-		for (int k = 0; k < 7; k++)
-			c[k] = cli_cell(json_object_get(a, fields[k]));
-		table_add(&t, (const char *const *)c);
-		for (int k = 0; k < 7; k++)
-			free(c[k]);
-	}
-	print_rows(ctx, &t);
+	cli_print_list(ctx, json_object_get(list, "alerts"), 7, headers, fields);
 	json_decref(list);
 	return CLI_EXIT_OK;
 }

@@ -415,11 +415,8 @@ int cmd_egress_log(struct cli_ctx *ctx)
 	static const char *const fields[] = {"createdAt", "host",    "port",     "allowed",
 					     "reason",	  "bytesUp", "bytesDown"};
 	struct err err = ERR_INIT;
-	struct table t;
-	struct buf b = BUF_INIT;
 	char *path, *full;
-	json_t *doc = NULL, *e;
-	size_t i;
+	json_t *doc = NULL;
 	int rc;
 
 	if (cli_desktop_path(ctx, ctx->args->pos[0], &path, &err))
@@ -435,20 +432,7 @@ int cmd_egress_log(struct cli_ctx *ctx)
 		json_decref(doc);
 		return CLI_EXIT_OK;
 	}
-	table_init(&t, 7, headers);
-	json_array_foreach (json_object_get(doc, "entries"), i, e) {
-		char *c[7];
-
-		for (int k = 0; k < 7; k++)
-			c[k] = cli_cell(json_object_get(e, fields[k]));
-		table_add(&t, (const char *const *)c);
-		for (int k = 0; k < 7; k++)
-			free(c[k]);
-	}
-	table_render(&t, &b);
-	fwrite(b.data, 1, b.len, ctx->out);
-	buf_release(&b);
-	table_release(&t);
+	cli_print_list(ctx, json_object_get(doc, "entries"), 7, headers, fields);
 	json_decref(doc);
 	return CLI_EXIT_OK;
 }
