@@ -286,7 +286,7 @@ static const struct {
     {"shell", "Run a shell command as the desktop's user (output and exit status come back). "
 	      "Set label for purchases, deployments or entering credentials.", shell_schema, 0},
     {"files", "Read, write or edit a file.", files_schema, 0},
-    {"computer", "Use the screen (1280x800): screenshot, mouse, keyboard.", computer_schema, 1},
+    {"computer", "Use the screen: take a screenshot first (it reports the size), then mouse and keyboard.", computer_schema, 1},
 };
 
 static json_t *tools_json(enum llm_format fmt)
@@ -300,10 +300,12 @@ static json_t *tools_json(enum llm_format fmt)
 			continue;
 		if (fmt == LLM_ANTHROPIC && tool_defs[i].display) {
 			/* Anthropic's own computer-use tool: the model knows it. */
+			int w, h;
+
+			pilot_display_size(&w, &h);
 			json_array_append_new(a, json_pack("{s:s, s:s, s:i, s:i}", "type",
 							   "computer_20250124", "name", "computer",
-							   "display_width_px", PILOT_DISPLAY_W,
-							   "display_height_px", PILOT_DISPLAY_H));
+							   "display_width_px", w, "display_height_px", h));
 			continue;
 		}
 		schema = json_loads(tool_defs[i].schema, 0, NULL);

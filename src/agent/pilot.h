@@ -37,7 +37,7 @@
 #define PILOT_RETRIES 3			 /* per call, for 429, 5xx, cut streams */
 #define PILOT_SCREENSHOTS_KEPT 3	 /* in the conversation; older ones dropped */
 #define PILOT_MAX_TOKENS 4096
-#define PILOT_DISPLAY_W 1280
+#define PILOT_DISPLAY_W 1280 /* when the screen's size cannot be read */
 #define PILOT_DISPLAY_H 800
 
 /* ---- SSE (pilot_sse.c) ---- */
@@ -107,5 +107,10 @@ void tool_result_release(struct tool_result *r);
 /* The home folder of the agent user, and its uid/gid. */
 const char *tool_home(void);
 char *base64_encode(const unsigned char *b, size_t n);
+
+/* The X screen's size, read once: Xorg draws into the fbdev framebuffer,
+ * which the kernel sized from the VGA mode QEMU offered (the desktop's
+ * screen setting). */
+void pilot_display_size(int *w, int *h);
 
 #endif

@@ -36,16 +36,40 @@ const char *tool_home(void)
 	return home;
 }
 
+void pilot_display_size(int *w, int *h)
+{
+	static int cw, ch;
+	FILE *f;
+	int a, b;
+
+	if (!cw) {
+		cw = PILOT_DISPLAY_W;
+		ch = PILOT_DISPLAY_H;
+		f = fopen("/sys/class/graphics/fb0/virtual_size", "re");
+		if (f && fscanf(f, "%d,%d", &a, &b) == 2 && a >= 640 && b >= 480 && a <= 8192 &&
+		    b <= 8192) {
+			cw = a;
+			ch = b;
+		}
+		if (f)
+			fclose(f);
+	}
+	*w = cw;
+	*h = ch;
+}
+
 static int coord_get(const json_t *in, const char *key, int *x, int *y)
 {
 	json_t *c = json_object_get(in, key);
+	int w, h;
 
 	if (!json_is_array(c) || json_array_size(c) != 2 || !json_is_integer(json_array_get(c, 0)) ||
 	    !json_is_integer(json_array_get(c, 1)))
 		return -1;
 	*x = (int)json_integer_value(json_array_get(c, 0));
 	*y = (int)json_integer_value(json_array_get(c, 1));
-	return *x < 0 || *y < 0 || *x >= PILOT_DISPLAY_W || *y >= PILOT_DISPLAY_H ? -1 : 0;
+	pilot_display_size(&w, &h);
+	return *x < 0 || *y < 0 || *x >= w || *y >= h ? -1 : 0;
 }
 
 static int check_shell(const json_t *in, char *action, size_t n, char *why, size_t wn)
@@ -108,15 +132,15 @@ static int check_computer(const json_t *in, int have_display, char *action, size
 	if (!strcmp(a, "left_click_drag")) {
 		if (coord_get(in, "start_coordinate", &x0, &y0) || coord_get(in, "coordinate", &x, &y))
 			return snprintf(why, wn, "left_click_drag needs start_coordinate and coordinate "
-					"inside %dx%d", PILOT_DISPLAY_W, PILOT_DISPLAY_H), -1;
+					"inside the screen"), -1;
 		snprintf(action, n, "%s %d,%d %d,%d", a, x0, y0, x, y);
 		return 0;
 	}
 	if (!strcmp(a, "mouse_move") || !strcmp(a, "scroll") ||
 	    (json_object_get(in, "coordinate") && strstr(a, "click"))) {
 		if (coord_get(in, "coordinate", &x, &y))
-			return snprintf(why, wn, "%s needs \"coordinate\": [x, y] inside %dx%d", a,
-					PILOT_DISPLAY_W, PILOT_DISPLAY_H), -1;
+			return snprintf(why, wn, "%s needs \"coordinate\": [x, y] inside the screen",
+					a), -1;
 		snprintf(action, n, "%s %d,%d", a, x, y);
 		return 0;
 	}
@@ -386,7 +410,10 @@ static void screenshot(volatile int *stop, struct tool_result *r)
 		r->is_error = 1;
 	} else {
 		r->image_b64 = base64_encode((unsigned char *)png.data, png.len);
-		buf_printf(&r->out, "screenshot %dx%d", PILOT_DISPLAY_W, PILOT_DISPLAY_H);
+		int w, h;
+
+		pilot_display_size(&w, &h);
+		buf_printf(&r->out, "screenshot %dx%d", w, h);
 	}
 	unlink(TOOL_SHOT_PATH);
 	buf_release(&png);
