@@ -19,6 +19,9 @@ export BUREAU_BUILD BUREAU_IMAGES
 LOGDIR=$BUREAU_BUILD/test-logs
 rm -rf "$LOGDIR" && mkdir -p "$LOGDIR"
 
+# The interpreter scripts/deps.sh installs packages for (python3-yaml).
+PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
+
 passed=0
 failed=0
 failures=""
@@ -59,7 +62,7 @@ done
 for t in tests/e2e/test_*.py; do
 	name=e2e-$(basename "$t" .py | sed 's/^test_//')
 	case " ${ONLY:-$name} " in *" $name "*|*" e2e "*) ;; *) continue ;; esac
-	run_tap "$name" python3 "$t"
+	run_tap "$name" "$PYTHON" "$t"
 done
 
 [ -z "$failures" ] || echo "failed:$failures"
