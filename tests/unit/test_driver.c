@@ -440,7 +440,9 @@ int main(void)
 	   S.err.msg);
 	if (!S.vm)
 		goto out;
-	run_until(&S.hello, 10000);
+	/* The agent was just restarted above: under emulation on a loaded host
+	 * its respawn can take a while, so wait for behaviour, not for time. */
+	run_until(&S.hello, 30000);
 	ok(S.hello && vm_agent_connected(S.vm), "the agent says HELLO again after attach");
 	t0 = mono_ms();
 	kill(pid, SIGKILL);
