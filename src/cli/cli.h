@@ -149,6 +149,8 @@ size_t cli_text_width(const char *s);
 /* A JSON value as a table cell: strings as they are, null as "-", numbers
  * and booleans as text. The caller frees it. */
 char *cli_cell(json_t *v);
+/* Appends "?name=value" or "&name=value", escaped; nothing when value is NULL. */
+void cli_query_add(struct buf *b, const char *name, const char *value);
 /* Prints a table (and releases it). */
 void cli_print_table(struct cli_ctx *ctx, struct table *t);
 /* Prints an array of objects as a table, one column per field. */

@@ -27,7 +27,7 @@ static char *api_path(const char *prefix, const char *id, const char *suffix)
 	return buf_detach(&b, NULL);
 }
 
-static void query_add(struct buf *b, const char *name, const char *value)
+void cli_query_add(struct buf *b, const char *name, const char *value)
 {
 	if (!value)
 		return;
@@ -187,7 +187,7 @@ static int desktop_path(struct cli_ctx *ctx, const char *ref, char **path, struc
 	if (cli_workspace_resolve(ctx, &ws, err))
 		return -1;
 	buf_puts(&q, "/api/desktops");
-	query_add(&q, "workspaceId", ws);
+	cli_query_add(&q, "workspaceId", ws);
 	free(ws);
 	rc = cli_api(ctx, "GET", q.data, NULL, &list, err);
 	buf_release(&q);
@@ -271,7 +271,7 @@ int cmd_desktops_ls(struct cli_ctx *ctx)
 	if (cli_workspace_resolve(ctx, &ws, &err))
 		return fail(ctx, &err);
 	buf_puts(&q, "/api/desktops");
-	query_add(&q, "workspaceId", ws);
+	cli_query_add(&q, "workspaceId", ws);
 	free(ws);
 	rc = cli_api(ctx, "GET", q.data, NULL, &list, &err);
 	buf_release(&q);
@@ -630,9 +630,9 @@ int cmd_usage(struct cli_ctx *ctx)
 	if (cli_workspace_resolve(ctx, &ws, &err))
 		return fail(ctx, &err);
 	buf_puts(&q, "/api/usage");
-	query_add(&q, "workspaceId", ws);
-	query_add(&q, "from", ctx->args->from);
-	query_add(&q, "to", ctx->args->to);
+	cli_query_add(&q, "workspaceId", ws);
+	cli_query_add(&q, "from", ctx->args->from);
+	cli_query_add(&q, "to", ctx->args->to);
 	free(ws);
 	rc = cli_api(ctx, "GET", q.data, NULL, &u, &err);
 	buf_release(&q);

@@ -195,12 +195,9 @@ int cmd_alerts_ls(struct cli_ctx *ctx)
 
 	if (cli_workspace_resolve(ctx, &ws, &err))
 		return fail(ctx, &err);
-	buf_puts(&q, "/api/alerts?state=");
-	cli_url_escape(&q, ctx->args->state ? ctx->args->state : "open");
-	if (ws) {
-		buf_puts(&q, "&workspaceId=");
-		cli_url_escape(&q, ws);
-	}
+	buf_puts(&q, "/api/alerts");
+	cli_query_add(&q, "state", ctx->args->state ? ctx->args->state : "open");
+	cli_query_add(&q, "workspaceId", ws);
 	free(ws);
 	rc = cli_api(ctx, "GET", q.data, NULL, &list, &err);
 	buf_release(&q);
