@@ -17,7 +17,10 @@ BUREAU_BUILD=$(cd "$BUILD" && pwd)
 BUREAU_IMAGES=$(cd "$IMAGES" && pwd)
 export BUREAU_BUILD BUREAU_IMAGES
 LOGDIR=$BUREAU_BUILD/test-logs
-rm -rf "$LOGDIR" && mkdir -p "$LOGDIR"
+# A run of everything starts with a clean log folder; a run of a few tests
+# replaces only their logs (another run may be using the folder).
+[ -n "${ONLY:-}" ] || rm -rf "$LOGDIR"
+mkdir -p "$LOGDIR"
 
 # The interpreter scripts/deps.sh installs packages for (python3-yaml).
 PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}

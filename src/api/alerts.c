@@ -202,8 +202,18 @@ void webhook_get(struct api_ctx *c)
 	struct workspace w;
 	struct webhook h;
 
-	if (alert_workspace(c, 0, &w) || store_webhook_get(c->s, w.id, &h, &c->err)) {
+	if (alert_workspace(c, 0, &w)) {
 		api_fail(c, &c->err);
+		return;
+	}
+	/* None set is an answer, not an error: {"url": null}. */
+	if (store_webhook_get(c->s, w.id, &h, &c->err)) {
+		if (c->err.status != 404) {
+			api_fail(c, &c->err);
+			return;
+		}
+		c->err = (struct err)ERR_INIT;
+		api_ok(c, 200, json_pack("{s:s, s:n, s:n}", "workspaceId", w.id, "url", "createdAt"));
 		return;
 	}
 	api_ok(c, 200, webhook_json(&h, NULL));

@@ -20,6 +20,8 @@ static const struct api_route api_routes[] = {
 	{"POST", "/api/auth/login", auth_login, NULL, "auth.login", API_PUBLIC},
 	{"POST", "/api/auth/logout", auth_logout, NULL, "auth.logout", API_NOBODY},
 	{"GET", "/api/auth/me", auth_me, NULL, NULL, 0},
+	{"GET", "/api/auth/session", auth_session, NULL, NULL, API_GUEST},
+	{"GET", "/api/users", users_list, NULL, NULL, API_ADMIN},
 	{"POST", "/api/users", users_create, NULL, "user.create", API_ADMIN},
 	{"GET", "/api/workspaces", workspaces_list, NULL, NULL, 0},
 	{"POST", "/api/workspaces", workspaces_create, NULL, "workspace.create", 0},
@@ -32,6 +34,7 @@ static const struct api_route api_routes[] = {
 	{"GET", "/api/tiers", tiers_list, NULL, NULL, 0},
 	{"GET", "/api/desktops", desktops_list, NULL, NULL, 0},
 	{"POST", "/api/desktops", desktops_create, desktops_create_loop, "desktop.create", 0},
+	{"POST", "/api/desktops/bulk", desktops_bulk, desktops_bulk_loop, "desktop.bulk", 0},
 	{"GET", "/api/desktops/{id}", desktops_get, NULL, NULL, 0},
 	{"DELETE", "/api/desktops/{id}", desktops_delete, NULL, "desktop.destroy", API_NOBODY},
 	{"POST", "/api/desktops/{id}/start", desktops_start, NULL, "desktop.start", API_NOBODY},
@@ -271,7 +274,10 @@ static void audit(struct api_ctx *c)
 	snprintf(a.key_id, sizeof(a.key_id), "%s", c->key_id);
 	snprintf(a.action, sizeof(a.action), "%s",
 		 c->route && c->route->action ? c->route->action : "http.request");
-	snprintf(a.target, sizeof(a.target), "%s %s", c->req->method, c->req->path);
+	if (*c->audit_target)
+		snprintf(a.target, sizeof(a.target), "%s", c->audit_target);
+	else
+		snprintf(a.target, sizeof(a.target), "%s %s", c->req->method, c->req->path);
 	a.status = c->status;
 	snprintf(a.remote, sizeof(a.remote), "%s", c->req->remote);
 	if (c->m.nparams || c->audit_detail) {
@@ -294,7 +300,8 @@ static void api_work(struct store *s, void *arg)
 
 	c->s = s;
 	c->status = 200;
-	if (!(c->route->flags & API_PUBLIC) && authenticate(c)) {
+	if (!(c->route->flags & API_PUBLIC) && authenticate(c) &&
+	    !((c->route->flags & API_GUEST) && c->err.status == 401)) {
 		c->status = c->err.status;
 	} else if ((c->route->flags & API_ADMIN) && !c->user.is_admin) {
 		err_set(&c->err, 403, "forbidden", "administrators only");
@@ -309,10 +316,9 @@ static void api_work(struct store *s, void *arg)
 	c->s = NULL;
 }
 
-static void api_done(void *arg)
+/* On the loop, after work: what the work stored reaches the rest. */
+static void api_effects(struct api_ctx *c)
 {
-	struct api_ctx *c = arg;
-
 	for (int i = 0; i < c->nev; i++)
 		core_publish(c->app, &c->ev[i]);
 	alerts_note_answer(c->app, c->audit_ws, c->status);
@@ -322,6 +328,13 @@ static void api_done(void *arg)
 		else
 			core_kick(c->app, c->kick);
 	}
+}
+
+static void api_done(void *arg)
+{
+	struct api_ctx *c = arg;
+
+	api_effects(c);
 	snprintf(c->req->log_extra, sizeof(c->req->log_extra), "user=%s%s%s",
 		 c->authed ? c->user.id : "-", *c->key_id ? " key=" : "", c->key_id);
 	if (c->status >= 400) {
@@ -346,6 +359,38 @@ static void api_done(void *arg)
 		return;
 	}
 	api_respond_json(c, c->status, c->resp ? json_incref(c->resp) : json_object());
+}
+
+struct api_ctx *api_sub_new(struct api_ctx *parent, const char *method, const char *path)
+{
+	struct api_ctx *c;
+	struct route_match m;
+	char allow[128];
+
+	if (route_find(routes, NROUTES, method, path, &m, allow, sizeof(allow)) != 200)
+		return NULL;
+	c = xcalloc(1, sizeof(*c));
+	c->app = parent->app;
+	c->req = parent->req;
+	c->m = m;
+	c->route = m.route->handler;
+	c->s = parent->s;
+	c->authed = parent->authed;
+	c->user = parent->user;
+	snprintf(c->key_id, sizeof(c->key_id), "%s", parent->key_id);
+	snprintf(c->audit_target, sizeof(c->audit_target), "%s %s", method, path);
+	c->status = 200;
+	return c;
+}
+
+void api_sub_audit(struct api_ctx *c)
+{
+	audit(c);
+}
+
+void api_sub_effects(struct api_ctx *c)
+{
+	api_effects(c);
 }
 
 /* Whether Origin (when sent) names this server, as a browser's same-origin

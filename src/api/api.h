@@ -19,6 +19,7 @@
 #define API_NOBODY 4 /* the request must not carry a body beyond "{}" */
 #define API_TICKET 8 /* a console ticket (?ticket=) also authenticates */
 #define API_UPLOAD 16 /* the body streams to the handler, up to API_UPLOAD_MAX */
+#define API_GUEST 32  /* credentials optional: without valid ones c->authed stays 0 */
 #define API_UPLOAD_MAX (64ULL * 1024 * 1024 * 1024)
 
 struct api_ctx;
@@ -65,6 +66,7 @@ struct api_ctx {
 	/* audit */
 	char audit_ws[ID_MAX];
 	json_t *audit_detail;
+	char audit_target[128]; /* "" : the request's "METHOD /path" */
 
 	/* what loop functions need */
 	struct desktop d;
@@ -90,6 +92,16 @@ void api_ok(struct api_ctx *c, int status, json_t *body);
 int api_fail(struct api_ctx *c, const struct err *err);
 /* Queues an event stored during work for publishing on the loop. */
 struct event *api_event_slot(struct api_ctx *c);
+/* One request acting on many resources (POST /api/desktops/bulk): a
+ * context for what the route `method path` does, on behalf of parent's
+ * caller, on parent's worker and store connection. The caller runs the
+ * route's work on it on the worker, then api_sub_audit() (the audit entry
+ * the route's own request would leave, target "method path"), and on the
+ * loop api_sub_effects() (its events and the reconciler). NULL when no route
+ * matches; free with api_ctx_free() (the request stays parent's). */
+struct api_ctx *api_sub_new(struct api_ctx *parent, const char *method, const char *path);
+void api_sub_audit(struct api_ctx *c);
+void api_sub_effects(struct api_ctx *c);
 /* Ends a request whose loop function answered: frees the context. */
 void api_ctx_free(struct api_ctx *c);
 /* Answers from a loop function and frees the context. */
@@ -100,6 +112,8 @@ void api_respond_err(struct api_ctx *c, const struct err *err);
 void auth_login(struct api_ctx *c);
 void auth_logout(struct api_ctx *c);
 void auth_me(struct api_ctx *c);
+void auth_session(struct api_ctx *c);
+void users_list(struct api_ctx *c);
 void users_create(struct api_ctx *c);
 void workspaces_list(struct api_ctx *c);
 void workspaces_create(struct api_ctx *c);
@@ -116,6 +130,9 @@ void desktops_get(struct api_ctx *c);
 void desktops_delete(struct api_ctx *c);
 void desktops_start(struct api_ctx *c);
 void desktops_stop(struct api_ctx *c);
+/* Start, stop, restart or destroy of many desktops, answered per desktop. */
+void desktops_bulk(struct api_ctx *c);
+void desktops_bulk_loop(struct api_ctx *c);
 /* issue 5: create/stop on the loop, snapshots.c, templates.c */
 void desktops_create_loop(struct api_ctx *c);
 void desktops_stop_loop(struct api_ctx *c);

@@ -9,6 +9,7 @@
 
 #define AUDIT_LIMIT_DEFAULT 100
 #define AUDIT_LIMIT_MAX 500
+#define AUDIT_ACTION_MAX 63 /* struct audit_entry's action */
 
 /* A numeric query parameter within [min, max]; def when absent. */
 static int query_int(struct api_ctx *c, const char *name, long long min, long long max,
@@ -26,33 +27,119 @@ static int query_int(struct api_ctx *c, const char *name, long long min, long lo
 	return 0;
 }
 
+/* A text query parameter of 1..max bytes into out (max + 1 bytes); ""
+ * when absent. */
+static int query_text(struct api_ctx *c, const char *name, size_t max, char *out)
+{
+	char v[HTTP_MAX_URL_LEN];
+	int len = http_req_query(c->req, name, v, sizeof(v));
+
+	out[0] = '\0';
+	if (len < 0)
+		return 0;
+	if (len == 0 || (size_t)len > max || strlen(v) != (size_t)len)
+		return err_set(&c->err, 400, "invalid_request", "%s must be 1..%zu characters",
+			       name, max);
+	memcpy(out, v, (size_t)len + 1);
+	return 0;
+}
+
 /* The workspaceId query parameter, checked for membership; "" when absent. */
 static int query_workspace(struct api_ctx *c, char ws[ID_MAX], struct workspace *w)
 {
-	ws[0] = '\0';
-	if (http_req_query(c->req, "workspaceId", ws, ID_MAX) < 0) {
-		ws[0] = '\0';
+	if (query_text(c, "workspaceId", ID_MAX - 1, ws))
+		return -1;
+	if (!*ws)
 		return 0;
-	}
 	if (store_workspace_get(c->s, c->user.id, ws, w, &c->err))
 		return -1;
 	snprintf(c->audit_ws, sizeof(c->audit_ws), "%s", ws);
 	return 0;
 }
 
+/* An id query parameter: its type prefix, then letters and digits. */
+static int query_id(struct api_ctx *c, const char *name, const char *prefix, char out[ID_MAX])
+{
+	size_t plen = strlen(prefix);
+
+	if (query_text(c, name, ID_MAX - 1, out))
+		return -1;
+	if (!*out)
+		return 0;
+	if (strncmp(out, prefix, plen) || !out[plen] ||
+	    strspn(out + plen, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") !=
+		    strlen(out + plen))
+		return err_set(&c->err, 400, "invalid_request", "%s must be an id like %s…", name,
+			       prefix);
+	return 0;
+}
+
+/* ?action=: an action name, or a prefix of one ending with '*'. */
+static int query_action(struct api_ctx *c, char out[AUDIT_ACTION_MAX + 1])
+{
+	size_t len, body;
+
+	if (query_text(c, "action", AUDIT_ACTION_MAX, out))
+		return -1;
+	len = strlen(out);
+	body = len && out[len - 1] == '*' ? len - 1 : len;
+	if (strspn(out, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != body)
+		return err_set(&c->err, 400, "invalid_request",
+			       "action must be an action (desktop.stop) or a prefix ending with * "
+			       "(desktop.*)");
+	return 0;
+}
+
+/* A date or time query parameter (after 1970-01-01); 0 when absent. */
+static int query_when(struct api_ctx *c, const char *name, int64_t *out)
+{
+	char v[40];
+
+	*out = 0;
+	if (query_text(c, name, sizeof(v) - 1, v))
+		return -1;
+	if (*v && (time_parse_iso(v, out) || *out <= 0))
+		return err_set(&c->err, 400, "invalid_request",
+			       "%s must be a date (2026-11-01) or time (2026-11-01T12:00:00Z) after "
+			       "1970-01-01",
+			       name);
+	return 0;
+}
+
+/* ?since= (inclusive) and ?until= (exclusive), since before until. */
+static int query_window(struct api_ctx *c, struct audit_filter *f)
+{
+	if (query_when(c, "since", &f->since) || query_when(c, "until", &f->until))
+		return -1;
+	if (f->since && f->until && f->since >= f->until)
+		return err_set(&c->err, 400, "invalid_request", "since must be before until");
+	return 0;
+}
+
 void audit_list(struct api_ctx *c)
 {
-	char ws[ID_MAX], created[32];
+	char ws[ID_MAX], user[ID_MAX], desktop[ID_MAX], action[AUDIT_ACTION_MAX + 1], created[32];
 	struct workspace w;
 	struct audit_entry *a;
+	struct audit_filter f = {0};
 	long long before, limit;
 	size_t n;
 	json_t *list;
 
 	if (query_workspace(c, ws, &w) || query_int(c, "before", 0, INT64_MAX, 0, &before) ||
 	    query_int(c, "limit", 1, AUDIT_LIMIT_MAX, AUDIT_LIMIT_DEFAULT, &limit) ||
-	    store_audit_list(c->s, c->user.id, *ws ? ws : NULL, before, (int)limit, &a, &n,
-			     &c->err)) {
+	    query_id(c, "userId", "usr_", user) || query_id(c, "desktopId", "dsk_", desktop) ||
+	    query_action(c, action) || query_window(c, &f)) {
+		api_fail(c, &c->err);
+		return;
+	}
+	f.workspace_id = *ws ? ws : NULL;
+	f.user_id = *user ? user : NULL;
+	f.desktop_id = *desktop ? desktop : NULL;
+	f.action = *action ? action : NULL;
+	f.before_id = before;
+	f.limit = (int)limit;
+	if (store_audit_list(c->s, c->user.id, &f, &a, &n, &c->err)) {
 		api_fail(c, &c->err);
 		return;
 	}

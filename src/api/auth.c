@@ -171,6 +171,19 @@ void auth_logout(struct api_ctx *c)
 	api_ok(c, 204, NULL);
 }
 
+/* Like auth_me, but answers {"user": null} rather than 401 without a
+ * valid login, so a page can ask whether it has a session without an
+ * error in the browser's console. */
+void auth_session(struct api_ctx *c)
+{
+	if (!c->authed) {
+		c->err = (struct err)ERR_INIT;
+		api_ok(c, 200, json_pack("{s:n, s:[]}", "user", "workspaces"));
+		return;
+	}
+	auth_me(c);
+}
+
 void auth_me(struct api_ctx *c)
 {
 	struct workspace *ws;
@@ -187,6 +200,26 @@ void auth_me(struct api_ctx *c)
 						      ws[i].name, "role", ws[i].role));
 	free(ws);
 	api_ok(c, 200, json_pack("{s:o, s:o}", "user", user_json(&c->user), "workspaces", list));
+}
+
+/* Every user, for administrators (the route is API_ADMIN). */
+void users_list(struct api_ctx *c)
+{
+	struct user *u;
+	size_t n;
+	json_t *list;
+
+	if (store_user_list(c->s, &u, &n, &c->err)) {
+		api_fail(c, &c->err);
+		return;
+	}
+	list = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(list, user_json(&u[i]));
+	if (u)
+		sodium_memzero(u, n * sizeof(*u));
+	free(u);
+	api_ok(c, 200, json_pack("{s:o}", "users", list));
 }
 
 void users_create(struct api_ctx *c)

@@ -497,6 +497,18 @@ void desktops_start(struct api_ctx *c)
 	desktop_change(c, !strcmp(c->d.state, "error") ? "stopped" : NULL, "running");
 }
 
+/* The stop of the desktop named by the path; mode NULL: hibernate. */
+static void desktop_stop(struct api_ctx *c, const char *mode)
+{
+	if (state_check_stop_mode(mode, &c->err) || desktop_load(c) ||
+	    state_check_stop(c->d.state, c->d.desired_state, &c->err)) {
+		api_fail(c, &c->err);
+		return;
+	}
+	c->audit_detail = json_pack("{s:s}", "mode", mode ? mode : "hibernate");
+	desktop_change(c, !strcmp(c->d.state, "error") ? "stopped" : NULL, "stopped");
+}
+
 /* {"mode":"hibernate"} (the default: memory and processes kept) or
  * {"mode":"shutdown"} (graceful power-off). */
 void desktops_stop(struct api_ctx *c)
@@ -508,14 +520,11 @@ void desktops_stop(struct api_ctx *c)
 	if (!b)
 		return;
 	c->body = b;
-	if (json_get_string(b, "mode", 0, &mode, &c->err) ||
-	    state_check_stop_mode(mode, &c->err) || desktop_load(c) ||
-	    state_check_stop(c->d.state, c->d.desired_state, &c->err)) {
+	if (json_get_string(b, "mode", 0, &mode, &c->err)) {
 		api_fail(c, &c->err);
 		return;
 	}
-	c->audit_detail = json_pack("{s:s}", "mode", mode ? mode : "hibernate");
-	desktop_change(c, !strcmp(c->d.state, "error") ? "stopped" : NULL, "stopped");
+	desktop_stop(c, mode);
 }
 
 /* On the loop, before the reconciler loads the desktop: how it stops. */
@@ -536,6 +545,175 @@ void desktops_restart(struct api_ctx *c)
 	snprintf(c->kick, sizeof(c->kick), "%s", c->d.id);
 	c->restart = 1;
 	api_ok(c, 202, desktop_json_full(c, &c->d));
+}
+
+/* Bulk: one action on up to BULK_MAX desktops, each done by the route that
+ * does it alone (its checks, transaction, events, audit entry and answer),
+ * on this request's worker; the loop then hands them to the reconciler. */
+#define BULK_MAX 100
+#define BULK_ID_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+
+static const struct bulk_action {
+	const char *name;
+	const char *method;
+	const char *path; /* the single route's path, %s the desktop's id */
+} bulk_actions[] = {
+	{"start", "POST", "/api/desktops/%s/start"},
+	{"stop", "POST", "/api/desktops/%s/stop"},
+	{"restart", "POST", "/api/desktops/%s/restart"},
+	{"destroy", "DELETE", "/api/desktops/%s"},
+};
+
+struct bulk {
+	const struct bulk_action *act;
+	const char *mode; /* stop's, or NULL; in the request's body */
+	size_t n;
+	struct api_ctx *sub[BULK_MAX]; /* NULL: no desktop can have that id */
+};
+
+static int bulk_check_ids(json_t *ids, struct err *err)
+{
+	json_t *v;
+	size_t i;
+
+	if (!ids)
+		return err_set(err, 400, "invalid_request", "field \"ids\" is required");
+	if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > BULK_MAX)
+		return err_set(err, 400, "invalid_type", "ids must be an array of 1..%d desktop ids",
+			       BULK_MAX);
+	json_array_foreach(ids, i, v) {
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) >= ID_MAX ||
+		    strlen(json_string_value(v)) != json_string_length(v))
+			return err_set(err, 400, "invalid_type",
+				       "ids[%zu] must be a desktop id (dsk_…)", i);
+		for (size_t j = 0; j < i; j++)
+			if (json_equal(v, json_array_get(ids, j)))
+				return err_set(err, 400, "invalid_request", "ids[%zu] repeats ids[%zu]",
+					       i, j);
+	}
+	return 0;
+}
+
+static int bulk_parse(json_t *b, struct bulk *bk, struct err *err)
+{
+	const char *action;
+
+	if (json_get_string(b, "action", 1, &action, err) ||
+	    json_get_string(b, "mode", 0, &bk->mode, err))
+		return -1;
+	for (size_t i = 0; i < sizeof(bulk_actions) / sizeof(bulk_actions[0]); i++)
+		if (!strcmp(action, bulk_actions[i].name))
+			bk->act = &bulk_actions[i];
+	if (!bk->act)
+		return err_set(err, 400, "invalid_request",
+			       "unknown action \"%.32s\" (start, stop, restart or destroy)", action);
+	if (bk->mode && strcmp(action, "stop"))
+		return err_set(err, 400, "invalid_request", "mode goes only with the stop action");
+	if (state_check_stop_mode(bk->mode, err))
+		return -1;
+	return bulk_check_ids(json_object_get(b, "ids"), err);
+}
+
+/* The action on one desktop; its result entry. *out gets the context
+ * whose effects the loop carries out. */
+static json_t *bulk_one(struct api_ctx *c, const struct bulk *bk, const char *id,
+			struct api_ctx **out)
+{
+	char path[128];
+	struct api_ctx *sub = NULL;
+
+	if (strspn(id, BULK_ID_CHARS) == strlen(id)) {
+		snprintf(path, sizeof(path), bk->act->path, id);
+		sub = api_sub_new(c, bk->act->method, path);
+	}
+	*out = sub;
+	if (!sub)
+		return json_pack("{s:s, s:i, s:{s:s, s:s}}", "id", id, "status", 404, "error", "code",
+				 "not_found", "message", "desktop not found");
+	if (!strcmp(bk->act->name, "stop"))
+		desktop_stop(sub, bk->mode);
+	else
+		sub->route->work(sub);
+	if (!sub->audit_detail)
+		sub->audit_detail = json_object();
+	json_object_set_new(sub->audit_detail, "bulk", json_true());
+	api_sub_audit(sub);
+	if (sub->status >= 400)
+		return json_pack("{s:s, s:i, s:{s:s, s:s}}", "id", id, "status", sub->status, "error",
+				 "code", *sub->err.code ? sub->err.code : "internal", "message",
+				 sub->err.msg);
+	return json_pack("{s:s, s:i, s:O}", "id", id, "status", sub->status, "desktop",
+			 sub->resp ? sub->resp : json_null());
+}
+
+/* The request's own audit entry belongs to the one workspace its desktops
+ * are in; when they span several, to none (the caller's own). */
+static void bulk_audit_ws(struct api_ctx *c, const struct bulk *bk)
+{
+	for (size_t i = 0; i < bk->n; i++) {
+		const char *ws = bk->sub[i] ? bk->sub[i]->audit_ws : "";
+
+		if (!*ws)
+			continue;
+		if (*c->audit_ws && strcmp(c->audit_ws, ws)) {
+			c->audit_ws[0] = '\0';
+			return;
+		}
+		snprintf(c->audit_ws, sizeof(c->audit_ws), "%s", ws);
+	}
+}
+
+/* {"action", "ids", "mode"?} → 200 {"results": [{"id", "status",
+ * "desktop" | "error"}]} in the order of ids. */
+void desktops_bulk(struct api_ctx *c)
+{
+	static const char *const allowed[] = {"action", "ids", "mode", NULL};
+	struct bulk *bk;
+	json_t *ids, *results;
+	json_t *b = api_body(c, allowed, 0);
+
+	if (!b)
+		return;
+	c->body = b;
+	bk = xcalloc(1, sizeof(*bk));
+	if (bulk_parse(b, bk, &c->err)) {
+		free(bk);
+		api_fail(c, &c->err);
+		return;
+	}
+	ids = json_object_get(b, "ids");
+	results = json_array();
+	for (bk->n = 0; bk->n < json_array_size(ids); bk->n++)
+		json_array_append_new(results,
+				      bulk_one(c, bk, json_string_value(json_array_get(ids, bk->n)),
+					       &bk->sub[bk->n]));
+	bulk_audit_ws(c, bk);
+	c->audit_detail = json_pack("{s:s, s:O, s:s?}", "action", bk->act->name, "ids", ids,
+				    "mode", bk->mode);
+	c->data = bk;
+	api_ok(c, 200, json_pack("{s:o}", "results", results));
+}
+
+/* On the loop: each desktop's events and reconciler kick, as its single
+ * request's api_done and loop function would. */
+void desktops_bulk_loop(struct api_ctx *c)
+{
+	struct bulk *bk = c->data;
+
+	for (size_t i = 0; i < bk->n; i++) {
+		struct api_ctx *sub = bk->sub[i];
+
+		if (!sub)
+			continue;
+		if (!strcmp(bk->act->name, "stop") && sub->status < 400)
+			core_stop_mode(c->app, sub->d.id, bk->mode ? bk->mode : "hibernate");
+		api_sub_effects(sub);
+		api_ctx_free(sub);
+	}
+	free(bk);
+	c->data = NULL;
+	api_respond_json(c, c->status, json_incref(c->resp));
 }
 
 /* A new screen size takes a cold boot (see core/screen.h): the desktop

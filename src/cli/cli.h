@@ -25,6 +25,7 @@ enum cli_exit {
 
 #define CLI_DEFAULT_ENDPOINT "http://127.0.0.1:8080"
 #define CLI_MAX_POSITIONAL 256 /* exec passes a whole command line */
+#define CLI_BULK_MAX 100 /* desktops per start/stop/restart/rm (POST /api/desktops/bulk) */
 #define CLI_CONFIG_MAX_LINE 4096
 #define CLI_DEFAULT_WAIT_S 900
 

@@ -169,8 +169,8 @@ int cli_desktop_path(struct cli_ctx *ctx, const char *ref, char **path, struct e
 	return desktop_path(ctx, ref, path, err);
 }
 
-/* The API path of a desktop given by id ("dsk_...") or by name. */
-static int desktop_path(struct cli_ctx *ctx, const char *ref, char **path, struct err *err)
+/* The id of a desktop given by id ("dsk_...") or by name. */
+static int desktop_id(struct cli_ctx *ctx, const char *ref, char **id, struct err *err)
 {
 	struct buf q = BUF_INIT;
 	json_t *list, *d;
@@ -179,9 +179,9 @@ static int desktop_path(struct cli_ctx *ctx, const char *ref, char **path, struc
 	int matches = 0, rc = 0;
 	size_t i;
 
-	*path = NULL;
+	*id = NULL;
 	if (strncmp(ref, "dsk_", 4) == 0) {
-		*path = api_path("/api/desktops", ref, NULL);
+		*id = xstrdup(ref);
 		return 0;
 	}
 	if (cli_workspace_resolve(ctx, &ws, err))
@@ -203,7 +203,7 @@ static int desktop_path(struct cli_ctx *ctx, const char *ref, char **path, struc
 		}
 	}
 	if (matches == 1 && found)
-		*path = api_path("/api/desktops", found, NULL);
+		*id = xstrdup(found);
 	else if (matches == 0)
 		rc = err_set(err, 404, "not_found", "no desktop named \"%s\"", ref);
 	else
@@ -212,6 +212,19 @@ static int desktop_path(struct cli_ctx *ctx, const char *ref, char **path, struc
 			    "%d desktops are named \"%s\": use an id or --workspace", matches, ref);
 	json_decref(list);
 	return rc;
+}
+
+/* The API path of a desktop given by id or by name. */
+static int desktop_path(struct cli_ctx *ctx, const char *ref, char **path, struct err *err)
+{
+	char *id;
+
+	*path = NULL;
+	if (desktop_id(ctx, ref, &id, err))
+		return -1;
+	*path = api_path("/api/desktops", id, NULL);
+	free(id);
+	return 0;
 }
 
 /* Polls the desktop until cli_wait_check says done or failed, or the
@@ -353,6 +366,135 @@ int cmd_desktops_get(struct cli_ctx *ctx)
 	return CLI_EXIT_OK;
 }
 
+/* The stateChangedAt of each desktop, for restart --wait (NULL entries
+ * where the desktop cannot be read: the bulk answer will say why). */
+static void bulk_since(struct cli_ctx *ctx, json_t *ids, char *since[])
+{
+	struct err err = ERR_INIT;
+	json_t *v, *d;
+	size_t i;
+
+	json_array_foreach(ids, i, v)
+	{
+		char *path = api_path("/api/desktops", json_string_value(v), NULL);
+
+		since[i] = NULL;
+		if (cli_api(ctx, "GET", path, NULL, &d, &err) == 0) {
+			since[i] = xstrdup(
+			    json_string_value(json_object_get(d, "stateChangedAt")) ?: "");
+			json_decref(d);
+		}
+		free(path);
+	}
+}
+
+/* Waits for each desktop the bulk request acted on; its entry gets the
+ * final desktop, or the error of the wait. Returns the entries failed. */
+static int bulk_wait(struct cli_ctx *ctx, json_t *results, const char *target, char *since[])
+{
+	json_t *e;
+	size_t i;
+	int failed = 0;
+
+	json_array_foreach(results, i, e)
+	{
+		struct err err = ERR_INIT;
+		const char *id = json_string_value(json_object_get(e, "id"));
+		json_t *final = NULL;
+		char *path;
+
+		if (json_integer_value(json_object_get(e, "status")) >= 400 || !id)
+			continue;
+		path = api_path("/api/desktops", id, NULL);
+		if (wait_for(ctx, path, target, since[i], &final, &err)) {
+			json_object_set_new(e, "error", json_pack("{s:s, s:s}", "code", err.code,
+								  "message", err.msg));
+			failed++;
+		} else if (final) {
+			json_object_set_new(e, "desktop", final);
+		} else {
+			json_object_set_new(json_object_get(e, "desktop"), "state",
+					    json_string("destroyed"));
+		}
+		free(path);
+	}
+	return failed;
+}
+
+/* One line per desktop: its id, the status its action got, and its state
+ * or the error. */
+static void bulk_print(struct cli_ctx *ctx, json_t *results)
+{
+	static const char *const headers[] = {"ID", "STATUS", "STATE", "DESIRED", "ERROR"};
+	static const char *const fields[] = {"id", "status", "state", "desiredState", "message"};
+	json_t *rows = json_array(), *e;
+	size_t i;
+
+	json_array_foreach(results, i, e)
+	{
+		json_t *d = json_object_get(e, "desktop"), *er = json_object_get(e, "error");
+
+		json_array_append_new(
+		    rows, json_pack("{s:O, s:O, s:O?, s:O?, s:O?}", "id", json_object_get(e, "id"),
+				    "status", json_object_get(e, "status"), "state",
+				    json_object_get(d, "state"), "desiredState",
+				    json_object_get(d, "desiredState"), "message",
+				    json_object_get(er, "message")));
+	}
+	cli_print_list(ctx, rows, 5, headers, fields);
+	json_decref(rows);
+}
+
+/* Several desktops: one POST /api/desktops/bulk, then maybe wait for each
+ * one acted on. Exits as the first refused desktop's error would (1, or 4
+ * when not found). */
+static int desktops_bulk(struct cli_ctx *ctx, const char *action, const char *target)
+{
+	struct err err = ERR_INIT;
+	json_t *ids = json_array(), *body, *ans, *e;
+	char *since[CLI_MAX_POSITIONAL] = {NULL};
+	int rc = CLI_EXIT_OK;
+	size_t i;
+
+	for (int n = 0; n < ctx->args->npos; n++) {
+		char *id;
+
+		if (desktop_id(ctx, ctx->args->pos[n], &id, &err)) {
+			json_decref(ids);
+			return fail(ctx, &err);
+		}
+		json_array_append_new(ids, json_string(id));
+		free(id);
+	}
+	if (ctx->args->wait && strcmp(action, "restart") == 0)
+		bulk_since(ctx, ids, since);
+	body = json_pack("{s:s, s:o}", "action", action, "ids", ids);
+	rc = cli_api(ctx, "POST", "/api/desktops/bulk", body, &ans, &err);
+	json_decref(body);
+	if (rc) {
+		rc = fail(ctx, &err);
+		goto out;
+	}
+	if (ctx->args->wait && bulk_wait(ctx, json_object_get(ans, "results"), target, since))
+		rc = CLI_EXIT_API;
+	json_array_foreach(json_object_get(ans, "results"), i, e)
+	{
+		json_int_t status = json_integer_value(json_object_get(e, "status"));
+
+		if (rc == CLI_EXIT_OK && status >= 400)
+			rc = status == 404 ? CLI_EXIT_NOT_FOUND : CLI_EXIT_API;
+	}
+	if (ctx->args->json)
+		cli_print_json(ctx, ans);
+	else
+		bulk_print(ctx, json_object_get(ans, "results"));
+	json_decref(ans);
+out:
+	for (i = 0; i < CLI_MAX_POSITIONAL; i++)
+		free(since[i]);
+	return rc;
+}
+
 /* start, stop, restart: POST .../ACTION, then maybe wait for target. */
 static int desktop_action(struct cli_ctx *ctx, const char *action, const char *target)
 {
@@ -361,6 +503,8 @@ static int desktop_action(struct cli_ctx *ctx, const char *action, const char *t
 	json_t *d;
 	int rc;
 
+	if (ctx->args->npos > 1)
+		return desktops_bulk(ctx, action, target);
 	if (desktop_path(ctx, ctx->args->pos[0], &path, &err))
 		return fail(ctx, &err);
 	if (ctx->args->wait && strcmp(action, "restart") == 0) {
@@ -409,6 +553,8 @@ int cmd_desktops_rm(struct cli_ctx *ctx)
 	json_t *d;
 	int rc;
 
+	if (ctx->args->npos > 1)
+		return desktops_bulk(ctx, "destroy", "gone");
 	if (desktop_path(ctx, ctx->args->pos[0], &path, &err))
 		return fail(ctx, &err);
 	rc = cli_api(ctx, "DELETE", path, NULL, &d, &err);

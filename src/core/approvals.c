@@ -348,7 +348,8 @@ static void expire_work(struct store *s, void *arg)
 	snprintf(au.workspace_id, sizeof(au.workspace_id), "%s", x->a.workspace_id);
 	snprintf(au.action, sizeof(au.action), "approval.expire");
 	snprintf(au.target, sizeof(au.target), "%s", x->a.id);
-	au.detail = xstrdup("{\"decision\":\"deny\",\"decidedBy\":\"timeout\"}");
+	au.detail = xasprintf("{\"decision\":\"deny\",\"decidedBy\":\"timeout\",\"desktopId\":\"%s\"}",
+			      x->a.desktop_id);
 	au.created_at = now_ms();
 	store_audit_append(s, &au, &err);
 	free(au.detail);
@@ -473,21 +474,33 @@ struct shot {
 	char id[ID_MAX];
 	uint8_t *png;
 	size_t len;
+	struct event ev; /* approval.updated: it has its screenshot now */
 };
 
 static void shot_work(struct store *s, void *arg)
 {
 	struct shot *x = arg;
 	struct err err = ERR_INIT;
+	struct approval a;
+	struct desktop d;
 
-	if (store_approval_screenshot_put(s, x->id, x->png, x->len, &err))
+	if (store_approval_screenshot_put(s, x->id, x->png, x->len, &err)) {
 		log_warnx("approval=%s screenshot not stored: %s", x->id, err.msg);
+		return;
+	}
+	if (store_approval_get(s, NULL, x->id, &a, &err))
+		return;
+	if (store_desktop_get(s, a.desktop_id, &d, &err) == 0)
+		core_store_event(s, &d, "approval.updated",
+				 json_pack("{s:o}", "approval", approval_json(&a)), &x->ev, &err);
+	store_approval_release(&a);
 }
 
 static void shot_done(void *arg)
 {
 	struct shot *x = arg;
 
+	core_publish(x->app, &x->ev);
 	free(x->png);
 	free(x);
 }

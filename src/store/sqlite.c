@@ -48,6 +48,21 @@
 	"a.id, a.workspace_id, a.user_id, a.key_id, a.action, a.target, a.status, a.remote, "      \
 	"a.detail, a.created_at"
 
+/* The audit entries a viewer (?1) may see, narrowed by the filter's
+ * parameters: ?3 before id, ?4 limit, ?5 user, ?6 exact action, ?7 action
+ * prefix, ?8 since, ?9 until, ?10 desktop. `scope` picks the workspaces (?2
+ * is the one asked for). A desktop is named by the target of rows bureaud
+ * writes for it (chat, consoles) or by the detail: a request's path {id},
+ * or the desktopId of a create, a console or an approval. */
+#define AUDIT_SELECT(scope)                                                                        \
+	"SELECT " AUDIT_COLS " FROM audit a WHERE " scope " AND a.id < ?3 "                        \
+	"AND (?5 IS NULL OR a.user_id = ?5) AND (?6 IS NULL OR a.action = ?6) "                    \
+	"AND (?7 IS NULL OR substr(a.action, 1, length(?7)) = ?7) "                                \
+	"AND a.created_at >= ?8 AND a.created_at < ?9 "                                            \
+	"AND (?10 IS NULL OR a.target = ?10 OR (json_valid(a.detail) AND "                         \
+	"(json_extract(a.detail, '$.id') = ?10 OR json_extract(a.detail, '$.desktopId') = ?10))) " \
+	"ORDER BY a.id DESC LIMIT ?4"
+
 /* The end of a usage interval inside the query window: open intervals run
  * until ?4 (now), and nothing counts past ?3 (to) or before ?2 (from). CASE
  * rather than MIN/MAX so that PostgreSQL reads it too. */
@@ -73,6 +88,7 @@ enum stmt {
 	ST_USER_INSERT,
 	ST_USER_GET,
 	ST_USER_GET_BY_EMAIL,
+	ST_USER_LIST,
 	ST_SESSION_PURGE,
 	ST_SESSION_INSERT,
 	ST_SESSION_USER,
@@ -163,6 +179,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 		       "VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_USER_GET] = "SELECT " USER_COLS " FROM users u WHERE u.id = ?1",
     [ST_USER_GET_BY_EMAIL] = "SELECT " USER_COLS " FROM users u WHERE lower(u.email) = lower(?1)",
+    [ST_USER_LIST] = "SELECT " USER_COLS " FROM users u ORDER BY u.created_at, u.id",
 
     [ST_SESSION_PURGE] = "DELETE FROM sessions WHERE expires_at <= ?1",
     [ST_SESSION_INSERT] = "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) "
@@ -237,14 +254,12 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_AUDIT_APPEND] = "INSERT INTO audit (workspace_id, user_id, key_id, action, target, "
 			"status, remote, detail, created_at) "
 			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    [ST_AUDIT_LIST] = "SELECT " AUDIT_COLS " FROM audit a WHERE a.id < ?2 AND ("
-		      "a.workspace_id IN (SELECT workspace_id FROM members WHERE user_id = ?1) "
-		      "OR (a.workspace_id IS NULL AND a.user_id = ?1)) "
-		      "ORDER BY a.id DESC LIMIT ?3",
-    [ST_AUDIT_LIST_WORKSPACE] =
-	"SELECT " AUDIT_COLS " FROM audit a WHERE a.id < ?3 AND a.workspace_id = ?2 "
-	"AND EXISTS (SELECT 1 FROM members WHERE workspace_id = ?2 AND user_id = ?1) "
-	"ORDER BY a.id DESC LIMIT ?4",
+    [ST_AUDIT_LIST] = AUDIT_SELECT(
+	"(a.workspace_id IN (SELECT workspace_id FROM members WHERE user_id = ?1) "
+	"OR (a.workspace_id IS NULL AND a.user_id = ?1)) AND ?2 IS NULL"),
+    [ST_AUDIT_LIST_WORKSPACE] = AUDIT_SELECT(
+	"a.workspace_id = ?2 "
+	"AND EXISTS (SELECT 1 FROM members WHERE workspace_id = ?2 AND user_id = ?1)"),
 
     /* Opening an interval that is already open keeps the first one. */
     [ST_USAGE_OPEN] = "INSERT INTO usage (desktop_id, workspace_id, tier, started_at) "
@@ -650,6 +665,10 @@ struct rowtype {
 	void (*release)(void *rows, size_t n);
 };
 
+static void user_row(sqlite3_stmt *st, void *row)
+{
+	user_read(st, 0, row);
+}
 static void key_row(sqlite3_stmt *st, void *row)
 {
 	key_read(st, 0, row);
@@ -687,6 +706,7 @@ static void audit_release(void *rows, size_t n)
 	store_audit_free(rows, n);
 }
 
+static const struct rowtype user_rows = {sizeof(struct user), user_row, NULL};
 static const struct rowtype key_rows = {sizeof(struct api_key), key_row, NULL};
 static const struct rowtype workspace_rows = {sizeof(struct workspace), workspace_row, NULL};
 static const struct rowtype member_rows = {sizeof(struct member), member_row, NULL};
@@ -1118,6 +1138,19 @@ int store_user_get_by_email(struct store *s, const char *email, struct user *u, 
 	return user_fetch(s, st, u, err, "get user by email", "user not found");
 }
 
+int store_user_list(struct store *s, struct user **out, size_t *n, struct err *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (!(st = stmt_get(s, ST_USER_LIST, err)))
+		return -1;
+	*out = list_collect(s, st, &user_rows, n, &rc, err, "list users");
+	return rc;
+}
+
 /* Also forgets sessions that expired before this one was made, so the
  * table does not grow with every login. */
 int store_session_insert(struct store *s, const char *token_hash, const char *user_id,
@@ -1531,32 +1564,39 @@ int store_audit_append(struct store *s, struct audit_entry *a, struct err *err)
 	return 0;
 }
 
-/* workspace_id NULL or "": every workspace of the user plus the user's
- * own entries that have no workspace; otherwise that one workspace, and
- * nothing when the user is not a member of it. */
-int store_audit_list(struct store *s, const char *user_id, const char *workspace_id,
-		     int64_t before_id, int limit, struct audit_entry **out, size_t *n,
-		     struct err *err)
+/* No workspace (NULL or ""): every workspace of the viewer plus the
+ * viewer's own entries that have no workspace; otherwise that one
+ * workspace, and nothing when the viewer is not a member of it. An action
+ * ending with '*' is a prefix: the rest is compared as is, so '_' and '%'
+ * mean themselves. */
+int store_audit_list(struct store *s, const char *viewer_id, const struct audit_filter *f,
+		     struct audit_entry **out, size_t *n, struct err *err)
 {
-	int one = workspace_id && *workspace_id;
-	int64_t bound = before_id > 0 ? before_id : INT64_MAX;
+	int one = f->workspace_id && *f->workspace_id;
+	size_t alen = f->action ? strlen(f->action) : 0;
+	int prefix = alen && f->action[alen - 1] == '*';
+	char *stem = prefix ? xstrndup(f->action, alen - 1) : NULL;
 	sqlite3_stmt *st;
 	int rc;
 
 	*out = NULL;
 	*n = 0;
-	if (!(st = stmt_get(s, one ? ST_AUDIT_LIST_WORKSPACE : ST_AUDIT_LIST, err)))
+	if (!(st = stmt_get(s, one ? ST_AUDIT_LIST_WORKSPACE : ST_AUDIT_LIST, err))) {
+		free(stem);
 		return -1;
-	bind_text(st, 1, user_id);
-	if (one) {
-		bind_text(st, 2, workspace_id);
-		bind_i64(st, 3, bound);
-		bind_i64(st, 4, list_limit(limit));
-	} else {
-		bind_i64(st, 2, bound);
-		bind_i64(st, 3, list_limit(limit));
 	}
+	bind_text(st, 1, viewer_id);
+	bind_text(st, 2, one ? f->workspace_id : NULL);
+	bind_i64(st, 3, f->before_id > 0 ? f->before_id : INT64_MAX);
+	bind_i64(st, 4, list_limit(f->limit));
+	bind_opt(st, 5, f->user_id);
+	bind_opt(st, 6, prefix ? NULL : f->action);
+	bind_text(st, 7, stem);
+	bind_i64(st, 8, f->since ? f->since : INT64_MIN);
+	bind_i64(st, 9, f->until ? f->until : INT64_MAX);
+	bind_opt(st, 10, f->desktop_id);
 	*out = list_collect(s, st, &audit_rows, n, &rc, err, "list audit entries");
+	free(stem);
 	return rc;
 }
 

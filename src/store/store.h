@@ -47,6 +47,8 @@ int store_user_count(struct store *s, int64_t *n, struct err *err);
 int store_user_insert(struct store *s, const struct user *u, struct err *err);
 int store_user_get(struct store *s, const char *id, struct user *u, struct err *err);
 int store_user_get_by_email(struct store *s, const char *email, struct user *u, struct err *err);
+/* Every user, oldest first. */
+int store_user_list(struct store *s, struct user **out, size_t *n, struct err *err);
 
 int store_session_insert(struct store *s, const char *token_hash, const char *user_id,
 			 int64_t created_at, int64_t expires_at, struct err *err);
@@ -172,11 +174,22 @@ struct audit_entry {
 	int64_t created_at;
 };
 int store_audit_append(struct store *s, struct audit_entry *a, struct err *err);
-/* Entries of the user's workspaces and the user's own, newest first,
- * with id < before_id (0: no bound). */
-int store_audit_list(struct store *s, const char *user_id, const char *workspace_id,
-		     int64_t before_id, int limit, struct audit_entry **out, size_t *n,
-		     struct err *err);
+/* What a listing of the audit log narrows to. NULL strings and 0 numbers
+ * narrow nothing; the strings are the caller's. */
+struct audit_filter {
+	const char *workspace_id; /* one workspace (nothing unless the viewer is a member) */
+	const char *user_id;	  /* entries by this user */
+	const char *action;	  /* this action, or a prefix when it ends with '*' */
+	const char *desktop_id;	  /* entries whose target or detail (id, desktopId) is it */
+	int64_t since;		  /* created_at >= since */
+	int64_t until;		  /* created_at < until */
+	int64_t before_id;	  /* id < before_id */
+	int limit;		  /* at most this many (0: the store's page size) */
+};
+/* Entries the viewer may see, newest first: those of the viewer's
+ * workspaces and the viewer's own that have no workspace, narrowed by f. */
+int store_audit_list(struct store *s, const char *viewer_id, const struct audit_filter *f,
+		     struct audit_entry **out, size_t *n, struct err *err);
 void store_audit_free(struct audit_entry *a, size_t n);
 
 /* Usage: intervals during which a desktop ran, for cost tracking. */

@@ -268,10 +268,27 @@ class Bureaud:
                     pass
         return pids
 
+    def state_pids(self):
+        """Pids of processes working inside the state folder: a QEMU (or its
+        launcher) started just before bureaud was killed, whose pid file was
+        not written yet."""
+        pids = []
+        root = os.path.realpath(self.state_dir) + "/"
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == os.getpid():
+                continue
+            try:
+                cwd = os.readlink("/proc/%s/cwd" % name)
+            except OSError:
+                continue
+            if (cwd + "/").startswith(root):
+                pids.append(int(name))
+        return pids
+
     def cleanup(self):
         """Ends bureaud and every QEMU of its desktops (by pid), removes the state."""
         self.stop(signal.SIGKILL)
-        for pid in list(self.qemu_pids().values()) + self.template_pids():
+        for pid in list(self.qemu_pids().values()) + self.template_pids() + self.state_pids():
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:

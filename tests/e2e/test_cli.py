@@ -276,6 +276,26 @@ try:
     t.ok(r.rc == 1 and "conflict" in r.err, "stopping a stopped desktop exits 1 (conflict)", r)
     r = bureau("desktops", "start", dsk_id, "--wait", "--json")
     t.ok(r.rc == 0 and r.json().get("state") == "running", "desktops start --wait", r)
+    # several desktops at once go through POST /api/desktops/bulk
+    r = bureau("desktops", "stop", dsk_id, "dsk_doesnotexist", "--wait", "--json")
+    res = r.json().get("results", []) if r.out.startswith("{") else []
+    t.ok(r.rc == 4 and [(e["id"], e["status"]) for e in res] == [(dsk_id, 202), ("dsk_doesnotexist", 404)]
+         and res[0]["desktop"]["state"] == "stopped" and res[1]["error"]["code"] == "not_found",
+         "desktops stop A B --wait --json: one bulk request, waits for A, exit 4 for the unknown B", r)
+    r = bureau("desktops", "start", "cli-1", "dsk_doesnotexist", "--workspace", ws, "--wait")
+    row = [l for l in r.out.splitlines() if dsk_id in l]
+    miss = [l for l in r.out.splitlines() if "dsk_doesnotexist" in l]
+    t.ok(r.rc == 4 and row and "202" in row[0] and "running" in row[0] and miss and
+         "404" in miss[0] and "desktop not found" in miss[0] and header_aligned(r.out, "STATE"),
+         "desktops start NAME B --wait: a table row per desktop", r)
+    t.eq(admin.get("/api/desktops/" + dsk_id).json().get("state"), "running",
+         "…and the desktop runs again")
+    r = bureau("desktops", "restart", dsk_id, "cli-1", "--workspace", ws)
+    t.ok(r.rc == 1 and "repeats" in r.err, "the same desktop twice (id and name): exit 1", r)
+    r = bureau("desktops", "stop", dsk_id, "no-such-name")
+    t.ok(r.rc == 4 and "no-such-name" in r.err and
+         admin.get("/api/desktops/" + dsk_id).json().get("desiredState") == "running",
+         "an unknown name: exit 4 before anything is stopped", r)
     before = admin.get("/api/desktops/" + dsk_id).json().get("stateChangedAt")
     r = bureau("desktops", "restart", dsk_id, "--wait", "--json")
     t.ok(r.rc == 0 and r.json().get("state") == "running" and

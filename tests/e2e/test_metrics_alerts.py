@@ -136,7 +136,9 @@ for body, what in [({"url": "ftp://127.0.0.1/x"}, "an ftp URL"),
                    ({}, "no URL")]:
     r = admin.request("PUT", "/api/workspaces/%s/webhook" % ws, body=body)
     t.ok(r.status == 400, "webhook with %s: 400" % what, r)
-t.eq(admin.get("/api/workspaces/%s/webhook" % ws).status, 404, "no webhook yet: 404")
+r = admin.get("/api/workspaces/%s/webhook" % ws)
+t.ok(r.status == 200 and r.json() == {"workspaceId": ws, "url": None, "createdAt": None},
+     "no webhook yet: 200 with url null", r)
 r = admin.request("PUT", "/api/workspaces/%s/webhook" % ws, body={"url": "http://127.0.0.1:9/x"})
 t.ok(r.status == 200 and r.json().get("secret", "").startswith("whsec_"),
      "webhook without a secret: one is generated and shown", r)

@@ -271,6 +271,13 @@ r = admin.post("/api/desktops", {"name": "x", "bogus": 1})
 t.ok(r.status == 400 and r.json()["error"]["code"] in ("unknown_field", "invalid_request"),
      "POST /api/desktops with an undocumented field answers 400", repr(r))
 check_body("POST /api/desktops (unknown field)", r, op_of("/api/desktops", "post"))
+r = admin.post("/api/desktops/bulk", {"action": "stop", "ids": ["dsk_00000000000000000000"]})
+t.ok(r.status == 200 and r.json()["results"][0]["status"] == 404,
+     "POST /api/desktops/bulk of an unknown id: 200 with a 404 entry", repr(r))
+check_body("POST /api/desktops/bulk", r, op_of("/api/desktops/bulk", "post"))
+r = admin.get("/api/audit?action=desktop.*&since=2026-01-01&userId=" +
+              admin.get("/api/auth/me").json()["user"]["id"])
+check_body("GET /api/audit (filtered)", r, op_of("/api/audit", "get"))
 
 if os.path.exists(os.path.join(lib.IMAGES, "tiny", "current")) or os.environ.get("BUREAU_TEST_VMS"):
     r = admin.post("/api/desktops", {"name": "openapi-dsk", "workspaceId": ws, "image": "tiny"})
@@ -281,6 +288,10 @@ if os.path.exists(os.path.join(lib.IMAGES, "tiny", "current")) or os.environ.get
         check_body("GET /api/desktops/{id}", r, op_of("/api/desktops/{id}", "get"))
         r = admin.get("/api/desktops?workspaceId=" + ws)
         check_body("GET /api/desktops?workspaceId", r, op_of("/api/desktops", "get"))
+        r = admin.post("/api/desktops/bulk", {"action": "stop", "ids": [dsk], "mode": "shutdown"})
+        t.ok(r.status == 200 and r.json()["results"][0]["status"] == 202,
+             "POST /api/desktops/bulk stop: a 202 entry with the desktop", repr(r))
+        check_body("POST /api/desktops/bulk (a desktop)", r, op_of("/api/desktops/bulk", "post"))
         r = admin.delete("/api/desktops/" + dsk)
         check_body("DELETE /api/desktops/{id}", r, op_of("/api/desktops/{id}", "delete"))
         try:

@@ -150,7 +150,12 @@ def approval_round(decision):
 pending, res = approval_round("approve")
 t.ok(pending and pending["action"].startswith("sudo true") and "sudo" in pending["reason"],
      "a sensitive command creates an approval with the exact command", pending)
-time.sleep(1)
+upd = lib.follow_events(b.port, admin.key, last_id=0, n=100000, timeout=10,
+                        until=lambda e: e.get("type") == "approval.updated"
+                        and e["approval"]["id"] == pending["id"])
+upd = [e for _, typ, e in upd if typ == "approval.updated" and e["approval"]["id"] == pending["id"]]
+t.ok(upd and upd[0]["approval"]["screenshotUrl"] == "/api/approvals/%s/screenshot" % pending["id"],
+     "an approval.updated event says its screenshot is stored", upd)
 r = admin.get("/api/approvals/%s/screenshot" % pending["id"])
 t.ok(r.status == 200 and r.body[:8] == b"\x89PNG\r\n\x1a\n", "the approval carries a screenshot", r)
 t.ok(res and "ran-2" in res[0]["content"], "approved: the command runs", res)

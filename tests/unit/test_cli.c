@@ -51,6 +51,21 @@ static void test_args(void)
 	   "args: a missing argument is a usage error");
 	ok(parse("desktops get a b", &a, &cmd, &err) == -1 && strstr(err.msg, "unexpected"),
 	   "args: an extra argument is a usage error");
+	ok(parse("desktops stop a b c --wait", &a, &cmd, &err) == 0 && cmd->fn == cmd_desktops_stop &&
+	       a.npos == 3 && strcmp(a.pos[2], "c") == 0 && a.wait,
+	   "args: stop takes several desktops");
+	{
+		char *argv[CLI_BULK_MAX + 3] = {"desktops", "rm"};
+
+		for (int i = 2; i < CLI_BULK_MAX + 3; i++)
+			argv[i] = "x";
+		err_clear(&err);
+		ok(cli_args_parse(CLI_BULK_MAX + 2, argv, &a, &cmd, &err) == 0 && a.npos == CLI_BULK_MAX,
+		   "args: rm takes %d desktops", CLI_BULK_MAX);
+		ok(cli_args_parse(CLI_BULK_MAX + 3, argv, &a, &cmd, &err) == -1 &&
+		       strstr(err.msg, "unexpected"),
+		   "args: more than %d desktops at once is a usage error", CLI_BULK_MAX);
+	}
 	ok(parse("desktops create x --tier", &a, &cmd, &err) == -1 && strstr(err.msg, "value"),
 	   "args: a flag without its value is a usage error");
 	ok(parse("desktops ls --json=1", &a, &cmd, &err) == -1,

@@ -104,6 +104,25 @@ static void user_make(struct user *u, const char *id, const char *email)
 	u->created_at = 1000;
 }
 
+/* Users listed oldest first, ties by id, with every field. */
+static void test_user_list(struct store *s)
+{
+	struct err err = ERR_INIT;
+	struct user u, *list = NULL;
+	size_t n = 0;
+
+	user_make(&u, "usr_0000", "early@example.com");
+	u.created_at = 500;
+	ok(store_user_insert(s, &u, &err) == 0, "insert an older user");
+	ok(store_user_list(s, &list, &n, &err) == 0 && n == 3 && !strcmp(list[0].id, "usr_0000") &&
+	       !strcmp(list[1].id, USER_A) && !strcmp(list[2].id, USER_B) &&
+	       list[1].is_admin == 1 && list[2].is_admin == 0 &&
+	       !strcmp(list[1].email, "Alice@Example.com") && list[0].created_at == 500,
+	   "user list: oldest first, then by id, with email and admin flag");
+	free(list);
+	ok(raw_exec("DELETE FROM users WHERE id = 'usr_0000'") == SQLITE_OK, "older user removed");
+}
+
 static void test_users(struct store *s)
 {
 	struct err err = ERR_INIT;
@@ -134,6 +153,7 @@ static void test_users(struct store *s)
 	user_make(&u, "usr_cccc", "ALICE@example.COM");
 	ok(store_user_insert(s, &u, &err) == -1 && is_err(&err, 409, "conflict"),
 	   "duplicate email in another case is 409 conflict (%s)", err.msg);
+	test_user_list(s);
 }
 
 static void test_sessions(struct store *s)
@@ -427,8 +447,8 @@ static void test_events(struct store *s)
 	store_events_free(list, n);
 }
 
-static void audit_add(struct store *s, const char *ws, const char *user, const char *action,
-		      const char *detail)
+static void audit_add_at(struct store *s, const char *ws, const char *user, const char *action,
+			 const char *target, const char *detail, int64_t at)
 {
 	struct err err = ERR_INIT;
 	struct audit_entry a;
@@ -437,19 +457,46 @@ static void audit_add(struct store *s, const char *ws, const char *user, const c
 	snprintf(a.workspace_id, sizeof(a.workspace_id), "%s", ws);
 	snprintf(a.user_id, sizeof(a.user_id), "%s", user);
 	snprintf(a.action, sizeof(a.action), "%s", action);
-	snprintf(a.target, sizeof(a.target), "GET /api/desktops");
+	snprintf(a.target, sizeof(a.target), "%s", target);
 	snprintf(a.remote, sizeof(a.remote), "127.0.0.1");
 	a.status = 200;
 	a.detail = (char *)detail;
-	a.created_at = 7000;
+	a.created_at = at;
 	if (store_audit_append(s, &a, &err) || a.id <= 0)
 		ok(0, "audit append %s: %s", action, err.msg);
+}
+
+static void audit_add(struct store *s, const char *ws, const char *user, const char *action,
+		      const char *detail)
+{
+	audit_add_at(s, ws, user, action, "GET /api/desktops", detail, 7000);
+}
+
+/* The listing's actions, newest first, joined by spaces, into out. */
+static const char *audit_actions(struct store *s, const char *viewer, const struct audit_filter *f,
+				 char *out, size_t len)
+{
+	struct err err = ERR_INIT;
+	struct audit_entry *list = NULL;
+	size_t n = 0, used = 0;
+
+	out[0] = '\0';
+	if (store_audit_list(s, viewer, f, &list, &n, &err)) {
+		snprintf(out, len, "error %d %.200s", err.status, err.msg);
+		return out;
+	}
+	for (size_t i = 0; i < n && used < len; i++)
+		used += (size_t)snprintf(out + used, len - used, "%s%s", i ? " " : "",
+					 list[i].action);
+	store_audit_free(list, n);
+	return out;
 }
 
 static void test_audit(struct store *s)
 {
 	struct err err = ERR_INIT;
 	struct audit_entry *list = NULL;
+	struct audit_filter f = {0};
 	int64_t before;
 	size_t n = 0;
 
@@ -461,7 +508,8 @@ static void test_audit(struct store *s)
 	audit_add(s, "", "", "anon", NULL);
 	audit_add(s, WS_A, "", "a.3", NULL);
 
-	ok(store_audit_list(s, USER_A, NULL, 0, 100, &list, &n, &err) == 0 && n == 4 &&
+	f.limit = 100;
+	ok(store_audit_list(s, USER_A, &f, &list, &n, &err) == 0 && n == 4 &&
 	       !strcmp(list[0].action, "a.3") && !strcmp(list[1].action, "a.2") &&
 	       !strcmp(list[2].action, "a.own") && !strcmp(list[3].action, "a.1"),
 	   "A sees A's workspace and own entries, newest first");
@@ -471,29 +519,126 @@ static void test_audit(struct store *s)
 	   "audit fields round-trip, empty ones as \"\" and NULL detail");
 	store_audit_free(list, n);
 
-	ok(store_audit_list(s, USER_A, NULL, 0, 2, &list, &n, &err) == 0 && n == 2,
-	   "first page of two");
+	f.limit = 2;
+	ok(store_audit_list(s, USER_A, &f, &list, &n, &err) == 0 && n == 2, "first page of two");
 	before = n ? list[n - 1].id : 0;
 	store_audit_free(list, n);
-	ok(store_audit_list(s, USER_A, NULL, before, 2, &list, &n, &err) == 0 && n == 2 &&
+	f.before_id = before;
+	ok(store_audit_list(s, USER_A, &f, &list, &n, &err) == 0 && n == 2 &&
 	       !strcmp(list[0].action, "a.own") && !strcmp(list[1].action, "a.1"),
 	   "before_id gives the next page");
 	before = n ? list[n - 1].id : 0;
 	store_audit_free(list, n);
-	ok(store_audit_list(s, USER_A, NULL, before, 2, &list, &n, &err) == 0 && n == 0,
-	   "and then nothing");
+	f.before_id = before;
+	ok(store_audit_list(s, USER_A, &f, &list, &n, &err) == 0 && n == 0, "and then nothing");
 	store_audit_free(list, n);
 
-	ok(store_audit_list(s, USER_A, WS_A, 0, 0, &list, &n, &err) == 0 && n == 3,
+	memset(&f, 0, sizeof(f));
+	f.workspace_id = WS_A;
+	ok(store_audit_list(s, USER_A, &f, &list, &n, &err) == 0 && n == 3,
 	   "filtered to workspace A: three entries, no own ones");
 	store_audit_free(list, n);
-	ok(store_audit_list(s, USER_B, WS_A, 0, 0, &list, &n, &err) == 0 && n == 0,
+	ok(store_audit_list(s, USER_B, &f, &list, &n, &err) == 0 && n == 0,
 	   "B filtering on workspace A sees nothing");
 	store_audit_free(list, n);
-	ok(store_audit_list(s, USER_B, NULL, 0, 0, &list, &n, &err) == 0 && n == 1 &&
+	f.workspace_id = "";
+	ok(store_audit_list(s, USER_B, &f, &list, &n, &err) == 0 && n == 1 &&
 	       !strcmp(list[0].action, "b.own"),
 	   "B sees only its own entry");
 	store_audit_free(list, n);
+}
+
+/* The filters of GET /api/audit: user, action (exact or prefix), desktop,
+ * time window, each alone and together, never past what the viewer sees. */
+static void test_audit_filters(struct store *s)
+{
+	struct audit_filter f = {0};
+	char got[512];
+
+	/* Times 10000.. so that the entries of test_audit (7000) stay out. */
+	audit_add_at(s, WS_A, USER_A, "desktop.stop", "POST /api/desktops/dsk_one/stop",
+		     "{\"id\":\"dsk_one\",\"route\":\"/api/desktops/{id}/stop\"}", 10000);
+	audit_add_at(s, WS_A, USER_B, "desktop.start", "POST /api/desktops/dsk_two/start",
+		     "{\"id\":\"dsk_two\",\"route\":\"/api/desktops/{id}/start\"}", 11000);
+	audit_add_at(s, WS_A, USER_A, "desktop.create", "POST /api/desktops",
+		     "{\"desktopId\":\"dsk_one\",\"route\":\"/api/desktops\"}", 12000);
+	audit_add_at(s, WS_A, "", "chat.agent.assistant", "dsk_one", "{\"messageId\":\"msg_1\"}",
+		     13000);
+	audit_add_at(s, WS_A, USER_A, "desktopXstop", "GET /api/desktops", "not json", 14000);
+	audit_add_at(s, "ws_cccc", USER_A, "desktop.stop", "POST /api/desktops/dsk_one/stop",
+		     "{\"id\":\"dsk_one\"}", 15000);
+	audit_add_at(s, WS_A, USER_A, "desktop_stop", "GET /api/desktops", NULL, 16000);
+
+	f.since = 10000;
+	ok(!strcmp(audit_actions(s, USER_A, &f, got, sizeof(got)),
+		   "desktop_stop desktopXstop chat.agent.assistant desktop.create desktop.start "
+		   "desktop.stop"),
+	   "since: entries from then on, and not another workspace's (%s)", got);
+	f.since = 11000;
+	f.until = 13000;
+	ok(!strcmp(audit_actions(s, USER_A, &f, got, sizeof(got)), "desktop.create desktop.start"),
+	   "since is inclusive, until exclusive (%s)", got);
+	f.until = 11000;
+	ok(!strcmp(audit_actions(s, USER_A, &f, got, sizeof(got)), ""),
+	   "an empty window lists nothing (%s)", got);
+
+	memset(&f, 0, sizeof(f));
+	f.since = 10000;
+	f.user_id = USER_B;
+	ok(!strcmp(audit_actions(s, USER_A, &f, got, sizeof(got)), "desktop.start"),
+	   "userId: only that user's entries (%s)", got);
+	f.user_id = "usr_nobody";
+	ok(!strcmp(audit_actions(s, USER_A, &f, got, sizeof(got)), ""),
+	   "an unknown user: nothing (%s)", got);
+
+	memset(&f, 0, sizeof(f));
+	f.since = 10000;
+	f.action = "desktop.stop";
+	ok(!strcmp(audit_actions(s, USER_A, &f, got, sizeof(got)), "desktop.stop"),
+	   "action: exact match only (%s)", got);
+	f.action = "desktop.*";
+	ok(!strcmp(audit_actions(s, USER_A, &f, got, sizeof(got)),
+		   "desktop.create desktop.start desktop.stop"),
+	   "action ending in *: a prefix, '.' taken literally (%s)", got);
+	f.action = "desktop_*";
+	ok(!strcmp(audit_actions(s, USER_A, &f, got, sizeof(got)), "desktop_stop"),
+	   "'_' in a prefix is no wildcard (%s)", got);
+	f.action = "desktop";
+	ok(!strcmp(audit_actions(s, USER_A, &f, got, sizeof(got)), ""),
+	   "without *, a prefix matches nothing (%s)", got);
+	f.action = "*";
+	ok(!strcmp(audit_actions(s, USER_A, &f, got, sizeof(got)),
+		   "desktop_stop desktopXstop chat.agent.assistant desktop.create desktop.start "
+		   "desktop.stop"),
+	   "a lone * matches every action (%s)", got);
+
+	memset(&f, 0, sizeof(f));
+	f.since = 10000;
+	f.desktop_id = "dsk_one";
+	ok(!strcmp(audit_actions(s, USER_A, &f, got, sizeof(got)),
+		   "chat.agent.assistant desktop.create desktop.stop"),
+	   "desktopId: by path id, by detail desktopId, by target; malformed detail skipped "
+	   "(%s)",
+	   got);
+	f.desktop_id = "dsk_on";
+	ok(!strcmp(audit_actions(s, USER_A, &f, got, sizeof(got)), ""),
+	   "desktopId matches whole ids only (%s)", got);
+
+	memset(&f, 0, sizeof(f));
+	f.since = 10000;
+	f.desktop_id = "dsk_one";
+	f.action = "desktop.*";
+	f.user_id = USER_A;
+	f.workspace_id = WS_A;
+	ok(!strcmp(audit_actions(s, USER_A, &f, got, sizeof(got)), "desktop.create desktop.stop"),
+	   "filters combine with the workspace (%s)", got);
+	f.limit = 1;
+	ok(!strcmp(audit_actions(s, USER_A, &f, got, sizeof(got)), "desktop.create"),
+	   "and with the limit (%s)", got);
+	f.limit = 0;
+	f.workspace_id = NULL;
+	ok(!strcmp(audit_actions(s, USER_B, &f, got, sizeof(got)), ""),
+	   "B filtering on A's user and desktop sees nothing of A's own (%s)", got);
 }
 
 static const struct usage_row *usage_find(const struct usage_row *r, size_t n, const char *id,
@@ -772,6 +917,7 @@ int main(void)
 	test_desktops(s);
 	test_events(s);
 	test_audit(s);
+	test_audit_filters(s);
 	test_usage(s);
 	test_meta(s);
 	test_instant(s);
