@@ -2,11 +2,12 @@
 // playwright-core), against a bureaud and a running desktop-image desktop
 // that tests/e2e/test_browser.py provides:
 //   BUREAU_URL=http://127.0.0.1:PORT BUREAU_DESKTOP=dsk_… BUREAU_EMAIL=… BUREAU_PASSWORD=…
-// Logs in through the front page, finds the XFCE desktop's pixels in the
+// Logs in through Mission Control's login page, finds the XFCE desktop's pixels in the
 // noVNC canvas, takes control, types into the terminal page and reads the
 // output, and finds the tmux session again after leaving the page. Prints
 // TAP; screenshots go to tests/browser/screenshots/.
 import { chromium } from 'playwright-core';
+import { canvasStats } from './lib.mjs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -27,22 +28,6 @@ function ok(cond, name, diag) {
     if (diag !== undefined) for (const l of String(diag).split('\n').slice(0, 20)) console.log('#   ' + l);
   }
   return cond;
-}
-
-// How much of the canvas is drawn: share of non-black pixels, and colours.
-async function canvasStats(page) {
-  return page.evaluate(() => {
-    const c = document.querySelector('#screen canvas');
-    if (!c || !c.width) return { width: 0, height: 0, lit: 0, colours: 0 };
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let lit = 0;
-    const colours = new Set();
-    for (let i = 0; i < d.length; i += 4 * 7) {
-      if (d[i] + d[i + 1] + d[i + 2] > 30) lit++;
-      colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
-    }
-    return { width: c.width, height: c.height, lit: lit / (d.length / 28), colours: colours.size };
-  });
 }
 
 async function terminalText(page) {
@@ -86,14 +71,18 @@ try {
   page.on('pageerror', (e) => errors.push(String(e)));
   // anything not from bureaud would be a load from the internet
   const foreign = [];
-  page.on('request', (r) => { if (!r.url().startsWith(base) && !r.url().startsWith('ws://' + base.slice(7))) foreign.push(r.url()); });
+  // (a blob: URL of the page's own origin is the page's own data)
+  page.on('request', (r) => {
+    const u = r.url();
+    if (!u.startsWith(base) && !u.startsWith('ws://' + base.slice(7)) && !u.startsWith('blob:' + base)) foreign.push(u);
+  });
 
   await page.goto(base + '/');
   await page.fill('#email', process.env.BUREAU_EMAIL);
   await page.fill('#password', process.env.BUREAU_PASSWORD);
-  await page.click('#login button');
-  await page.waitForSelector(`a[href="/desktops/${id}/screen"]`, { timeout: 15000 });
-  ok(true, 'log in through the front page; the desktop is listed with its consoles');
+  await page.click('#login button[type="submit"]');
+  await page.waitForSelector('#app:not([hidden])', { timeout: 15000 });
+  ok(true, 'log in through Mission Control\'s login page');
 
   await page.goto(`${base}/desktops/${id}/screen`);
   await page.waitForFunction(() => window.bureauScreen && window.bureauScreen.connected, null,
@@ -102,7 +91,7 @@ try {
   let stats = { lit: 0, colours: 0 };
   const end = Date.now() + 30000;
   while (Date.now() < end) {
-    stats = await canvasStats(page);
+    stats = await canvasStats(page, '#screen canvas');
     if (stats.lit > 0.3 && stats.colours > 20) break;
     await page.waitForTimeout(500);
   }

@@ -5,19 +5,26 @@
   - tests/browser/test_console.mjs (chromium through playwright-core)
     finds XFCE's pixels in noVNC's canvas, takes control, and uses the
     terminal page (tmux session kept across a reconnect); its TAP lines
-    are relayed here."""
+    are relayed here;
+  - tests/browser/test_desktop_view.mjs drives Mission Control's desktop
+    view: screen, terminal, files, metrics, events & audit, and the chat
+    with the desktop's agent, whose provider is the scripted model server
+    (a streamed reply, then a sudo command approved inline)."""
 import os
 import subprocess
 import time
 
 import lib
 import ws as wsl
+from model_server import ModelServer
 
 t = lib.Tap()
 b = lib.Bureaud(extra_args=["--accel", "tcg"]).start()
 admin = b.admin()
 port = b.port
-d = admin.post("/api/desktops", {"name": "browser", "image": "desktop"}).json()
+model = ModelServer()
+d = admin.post("/api/desktops", {"name": "browser", "image": "desktop", "provider": "anthropic",
+                                 "model": "test-model", "apiKey": "sk-test-secret", "baseUrl": model.url}).json()
 did = d["id"]
 try:
     admin.wait_state(did, "running", timeout=400)
@@ -59,6 +66,37 @@ def wiggle(rfb):
         time.sleep(0.2)
 
 
+def tool_results(req):
+    """The tool results an Anthropic request carries back to the model."""
+    out = []
+    for m in req["body"].get("messages", []):
+        for c in m.get("content", []) if isinstance(m.get("content"), list) else []:
+            if c.get("type") == "tool_result":
+                body = c.get("content", [])
+                out.extend([body] if isinstance(body, str) else
+                           [x.get("text", "") for x in body if isinstance(x, dict)])
+    return out
+
+
+def browser_test(name, prefix, env):
+    """Runs tests/browser/NAME under node and relays its TAP lines."""
+    script = os.path.join(lib.ROOT, "tests", "browser", name)
+    try:
+        out = subprocess.run(["node", script], env=env, capture_output=True, text=True, timeout=400,
+                             cwd=lib.ROOT)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        t.ok(False, "the browser test %s ran" % name, str(e))
+        return
+    lines = out.stdout.splitlines()
+    ran = [l for l in lines if l.startswith("ok ") or l.startswith("not ok ")]
+    for i, l in enumerate(lines):
+        if l.startswith("ok ") or l.startswith("not ok "):
+            label = l.split(" - ", 1)[1] if " - " in l else l
+            diag = "\n".join(x[4:] for x in lines[i + 1:i + 20] if x.startswith("#   "))
+            t.ok(l.startswith("ok "), prefix + label, diag or out.stderr[-1500:])
+    t.ok(ran and out.returncode == 0, "the browser test %s ran (%d checks)" % (name, len(ran)), out.stderr[-2000:])
+
+
 if up:
     # the desktop must be drawn before its pixels mean anything
     deadline = time.time() + 120
@@ -85,19 +123,15 @@ if up:
 
     env = dict(os.environ, BUREAU_URL="http://127.0.0.1:%d" % port, BUREAU_DESKTOP=did,
                BUREAU_EMAIL="admin@localhost", BUREAU_PASSWORD=lib.Bureaud.PASSWORD)
-    script = os.path.join(lib.ROOT, "tests", "browser", "test_console.mjs")
-    try:
-        out = subprocess.run(["node", script], env=env, capture_output=True, text=True, timeout=400,
-                             cwd=lib.ROOT)
-        lines = out.stdout.splitlines()
-        ran = [l for l in lines if l.startswith("ok ") or l.startswith("not ok ")]
-        for i, l in enumerate(lines):
-            if l.startswith("ok ") or l.startswith("not ok "):
-                name = l.split(" - ", 1)[1] if " - " in l else l
-                diag = "\n".join(x[4:] for x in lines[i + 1:i + 20] if x.startswith("#   "))
-                t.ok(l.startswith("ok "), "browser: " + name, diag or out.stderr[-1500:])
-        t.ok(ran and out.returncode == 0, "the browser test ran (%d checks)" % len(ran), out.stderr[-2000:])
-    except (OSError, subprocess.TimeoutExpired) as e:
-        t.ok(False, "the browser test ran", str(e))
+    browser_test("test_console.mjs", "browser: ", env)
+    # The desktop view's chat: a streamed greeting, then a sudo command
+    # (approved in the page) whose output makes the final reply.
+    model.script({"text": "Hello from the scripted model. What shall I do?"},
+                 {"text": "Let me run the check.",
+                  "tools": [{"name": "shell", "input": {"command": "sudo true; echo approved-$((2+3))"}}]},
+                 lambda req: {"text": "The command printed approved-5." if any("approved-5" in x for x in tool_results(req))
+                              else "The command did not print what I expected."})
+    browser_test("test_desktop_view.mjs", "desktop view: ", env)
 admin.delete("/api/desktops/" + did)
+model.close()
 t.done()
