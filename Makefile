@@ -38,6 +38,7 @@ bench: all images
 	bench/api --build $(BUILD) --images $(IMAGES)
 	bench/lifecycle --build $(BUILD) --images $(IMAGES)
 	bench/vnc --build $(BUILD) --images $(IMAGES)
+	bench/web --build $(BUILD) --images $(IMAGES) --desktop
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

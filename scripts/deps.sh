@@ -7,7 +7,7 @@ set -eu
 PACKAGES="
 build-essential pkg-config meson ninja-build git ca-certificates
 libuv1-dev libjansson-dev libsodium-dev libsqlite3-dev libcurl4-openssl-dev libwslay-dev
-nettle-dev chromium websockify
+nettle-dev chromium firefox-esr websockify
 node-llhttp nodejs
 qemu-system-x86 qemu-utils debootstrap e2fsprogs busybox-static cpio zstd
 python3 python3-yaml curl wrk socat

@@ -6,7 +6,7 @@
     (no credentials, a bad cookie, a revoked or malformed key) and the
     caller with one; it takes no writes.
 The dashboard itself is driven in a browser by test_web_fleet.py,
-test_web_inbox.py and test_browser.py."""
+test_web_inbox.py, test_web_layout.py and test_browser.py."""
 import os
 import re
 

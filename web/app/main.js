@@ -175,6 +175,13 @@ document.getElementById('logout').addEventListener('click', async () => {
 
 document.getElementById('workspace').addEventListener('change', (e) => setWorkspace(e.target.value));
 
+// The skip link moves the focus to the view; followed as a link, its
+// "#view" would be taken for a route by the hash router.
+document.querySelector('.skip').addEventListener('click', (e) => {
+  e.preventDefault();
+  view.focus();
+});
+
 window.addEventListener('workspacechange', () => {
   pendingSeen = null;
   if (ctx.workspace) events.connect(ctx.workspace.id);

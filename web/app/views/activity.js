@@ -99,7 +99,7 @@ export function mount(el) {
 
   fill(el, h('div', { class: 'page activity' },
     h('div', { class: 'page-head' }, h('h1', null, 'Activity'), h('span', { class: 'spacer' }), refresh),
-    form, table, none,
+    form, h('div', { class: 'act-tablewrap' }, table), none,
     h('div', { class: 'row act-more' }, more, summary)));
 
   function setInputs() {
@@ -173,7 +173,7 @@ export function mount(el) {
     const tr = h('tr', { class: 'act-entry', dataset: { id: e.id, action: e.action, target: e.target || '', user: e.userId || '', status: e.status } },
       h('td', { class: 'act-time' }, h('time', { datetime: e.createdAt }, fmtTime(e.createdAt))),
       whoCell(e),
-      h('td', null, h('code', { class: 'act-action' }, e.action)),
+      h('td', null, h('code', { class: 'act-action' }, e.action.split('.').map((w, i) => (i ? [h('wbr'), '.' + w] : w)))),
       targetCell(e),
       h('td', null, h('span', { class: 'badge ' + statusClass(e.status) }, e.status || '—')),
       h('td', { class: 'mono act-remote' }, e.remote || '—'),

@@ -791,6 +791,13 @@ class Fleet {
       e.preventDefault();
       form.closest('dialog').querySelector('.actions .primary').click();
     });
+    // Enter in a field submits: the browser's own implicit submission does
+    // not, as the form has several text fields and no submit button.
+    form.addEventListener('keydown', (e) => {
+      if (e.key !== 'Enter' || e.isComposing || e.target.tagName !== 'INPUT') return;
+      e.preventDefault();
+      form.requestSubmit();
+    });
     dialog({
       title: 'New desktop',
       body: form,

@@ -23,6 +23,18 @@ export function createScreen(env) {
   const box = h('div', { class: 'dv-screen-box' });
   const note = h('div', { class: 'dv-overlay', hidden: true });
   const wrap = h('div', { class: 'dv-screen-wrap' }, box, note);
+  // In control every key goes to the desktop, Tab too: Escape then Tab or
+  // Shift+Tab moves the focus on instead (as in the terminal panel). This
+  // listener sees the keys before noVNC's, which is on the canvas.
+  let afterEscape = false;
+  wrap.addEventListener('keydown', (e) => {
+    if (e.key === 'Tab' && afterEscape) {
+      afterEscape = false;
+      e.stopPropagation(); // noVNC does not see it; the browser moves the focus
+      return;
+    }
+    if (!['Shift', 'Control', 'Alt', 'Meta'].includes(e.key)) afterEscape = e.key === 'Escape';
+  }, true);
   const el = h('section', { class: 'card dv-panel dv-screen', 'aria-label': 'Screen' },
     h('div', { class: 'dv-panel-head' },
       h('h2', null, 'Screen'), status, h('span', { class: 'spacer' }),
@@ -67,7 +79,15 @@ export function createScreen(env) {
       if (state.rfb !== rfb) return;
       state.connected = true;
       setStatus(status, mode === 'control' ? 'control' : 'view', mode === 'control' ? 'in control' : 'view only');
-      if (mode === 'control') rfb.focus({ preventScroll: true });
+      if (mode === 'control') {
+        // reachable with Tab while in control (noVNC leaves it out)
+        const canvas = box.querySelector('canvas');
+        if (canvas) {
+          canvas.tabIndex = 0;
+          canvas.setAttribute('aria-label', 'The desktop\'s screen: keys go to the desktop; Esc then Tab leaves');
+        }
+        rfb.focus({ preventScroll: true });
+      }
       buttons();
     });
     rfb.addEventListener('disconnect', (e) => {

@@ -27,13 +27,14 @@ export function createTerminal(env) {
   }, 'End session');
   const box = h('div', { class: 'dv-term' });
   const note = h('div', { class: 'dv-overlay', hidden: true });
+  const hint = h('div', { class: 'dv-term-hint', id: 'dv-term-hint' }, 'Esc then Tab leaves the terminal');
   const el = h('div', { class: 'dv-terminal' },
     h('div', { class: 'dv-subhead' }, status, h('span', { class: 'spacer' }), reconnectBtn, endBtn,
       h('a', {
         class: 'small', href: `/desktops/${encodeURIComponent(env.id)}/terminal`, target: '_blank', rel: 'noopener',
         title: 'Open the terminal in its own window',
       }, 'Pop out ↗')),
-    h('div', { class: 'dv-term-wrap' }, box, note));
+    h('div', { class: 'dv-term-wrap' }, box, note, hint));
 
   function show(text) {
     note.textContent = text;
@@ -54,6 +55,20 @@ export function createTerminal(env) {
     fit = new FitAddon();
     term.loadAddon(fit);
     term.open(box);
+    // Tab belongs to the shell (completion), so a keyboard user needs
+    // another way out: Escape then Tab or Shift+Tab moves the focus on, as
+    // in CodeMirror; the Escape itself still reaches the shell.
+    let afterEscape = false;
+    term.attachCustomKeyEventHandler((e) => {
+      if (e.type !== 'keydown') return true;
+      if (e.key === 'Tab' && afterEscape) {
+        afterEscape = false;
+        return false; // not the terminal's: the browser moves the focus
+      }
+      if (!['Shift', 'Control', 'Alt', 'Meta'].includes(e.key)) afterEscape = e.key === 'Escape';
+      return true;
+    });
+    term.textarea.setAttribute('aria-describedby', hint.id);
     term.onData((d) => {
       if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(enc.encode(d));
     });
