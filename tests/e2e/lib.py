@@ -46,6 +46,35 @@ class Tap:
         sys.exit(1 if self.failed else 0)
 
 
+def browser_test(t, name, env, prefix="browser: ", timeout=420):
+    """Runs tests/browser/NAME under node with env and relays its TAP lines
+    to t, each with the diagnostics printed under it; then one check that
+    it ran to its end. Returns node's CompletedProcess, or None."""
+    script = os.path.join(ROOT, "tests", "browser", name)
+    try:
+        out = subprocess.run(["node", script], env=env, capture_output=True, text=True,
+                             timeout=timeout, cwd=ROOT)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        t.ok(False, "the browser test %s ran" % name, str(e))
+        return None
+    lines = out.stdout.splitlines()
+    ran = 0
+    for i, line in enumerate(lines):
+        if not (line.startswith("ok ") or line.startswith("not ok ")):
+            continue
+        ran += 1
+        label = line.split(" - ", 1)[1] if " - " in line else line
+        diag = []
+        for x in lines[i + 1:i + 40]:
+            if not x.startswith("#   "):
+                break
+            diag.append(x[4:])
+        t.ok(line.startswith("ok "), prefix + label, "\n".join(diag) or out.stderr[-1500:])
+    t.ok(ran > 0 and out.returncode == 0, "the browser test %s ran to its end (%d checks)" % (name, ran),
+         out.stderr[-2000:] or out.stdout[-1500:])
+    return out
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

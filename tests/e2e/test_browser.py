@@ -11,7 +11,6 @@
     with the desktop's agent, whose provider is the scripted model server
     (a streamed reply, then a sudo command approved inline)."""
 import os
-import subprocess
 import time
 
 import lib
@@ -78,25 +77,6 @@ def tool_results(req):
     return out
 
 
-def browser_test(name, prefix, env):
-    """Runs tests/browser/NAME under node and relays its TAP lines."""
-    script = os.path.join(lib.ROOT, "tests", "browser", name)
-    try:
-        out = subprocess.run(["node", script], env=env, capture_output=True, text=True, timeout=400,
-                             cwd=lib.ROOT)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        t.ok(False, "the browser test %s ran" % name, str(e))
-        return
-    lines = out.stdout.splitlines()
-    ran = [l for l in lines if l.startswith("ok ") or l.startswith("not ok ")]
-    for i, l in enumerate(lines):
-        if l.startswith("ok ") or l.startswith("not ok "):
-            label = l.split(" - ", 1)[1] if " - " in l else l
-            diag = "\n".join(x[4:] for x in lines[i + 1:i + 20] if x.startswith("#   "))
-            t.ok(l.startswith("ok "), prefix + label, diag or out.stderr[-1500:])
-    t.ok(ran and out.returncode == 0, "the browser test %s ran (%d checks)" % (name, len(ran)), out.stderr[-2000:])
-
-
 if up:
     # the desktop must be drawn before its pixels mean anything
     deadline = time.time() + 120
@@ -123,7 +103,7 @@ if up:
 
     env = dict(os.environ, BUREAU_URL="http://127.0.0.1:%d" % port, BUREAU_DESKTOP=did,
                BUREAU_EMAIL="admin@localhost", BUREAU_PASSWORD=lib.Bureaud.PASSWORD)
-    browser_test("test_console.mjs", "browser: ", env)
+    lib.browser_test(t, "test_console.mjs", env, timeout=400)
     # The desktop view's chat: a streamed greeting, then a sudo command
     # (approved in the page) whose output makes the final reply.
     model.script({"text": "Hello from the scripted model. What shall I do?"},
@@ -131,7 +111,7 @@ if up:
                   "tools": [{"name": "shell", "input": {"command": "sudo true; echo approved-$((2+3))"}}]},
                  lambda req: {"text": "The command printed approved-5." if any("approved-5" in x for x in tool_results(req))
                               else "The command did not print what I expected."})
-    browser_test("test_desktop_view.mjs", "desktop view: ", env)
+    lib.browser_test(t, "test_desktop_view.mjs", env, prefix="desktop view: ", timeout=400)
 admin.delete("/api/desktops/" + did)
 model.close()
 t.done()

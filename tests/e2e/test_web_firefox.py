@@ -8,7 +8,6 @@ views, both colour schemes, no script errors and nothing requested outside
 bureaud. Its TAP lines are relayed here; then the server's side is checked
 through the API."""
 import os
-import subprocess
 
 import lib
 
@@ -28,22 +27,7 @@ if not os.access("/usr/bin/firefox-esr", os.X_OK):
 elif up:
     env = dict(os.environ, BUREAU_URL="http://127.0.0.1:%d" % b.port, BUREAU_DESKTOP=did,
                BUREAU_EMAIL="admin@localhost", BUREAU_PASSWORD=lib.Bureaud.PASSWORD)
-    script = os.path.join(lib.ROOT, "tests", "browser", "test_firefox.mjs")
-    try:
-        out = subprocess.run(["node", script], env=env, capture_output=True, text=True, timeout=300,
-                             cwd=lib.ROOT)
-        lines = out.stdout.splitlines()
-        ran = 0
-        for i, line in enumerate(lines):
-            if line.startswith("ok ") or line.startswith("not ok "):
-                ran += 1
-                name = line.split(" - ", 1)[1] if " - " in line else line
-                diag = "\n".join(x[4:] for x in lines[i + 1:i + 20] if x.startswith("#   "))
-                t.ok(line.startswith("ok "), "firefox: " + name, diag or out.stderr[-1500:])
-        t.ok(ran > 0 and out.returncode == 0, "the Firefox test ran to its end (%d checks)" % ran,
-             out.stderr[-2000:] or out.stdout[-1500:])
-    except (OSError, subprocess.TimeoutExpired) as e:
-        t.ok(False, "the Firefox test ran", str(e))
+    lib.browser_test(t, "test_firefox.mjs", env, prefix="firefox: ", timeout=300)
 
     # What the page did, as the API and the audit log see it (keyId null:
     # the browser's session, not the wrapper's API key).

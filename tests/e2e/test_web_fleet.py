@@ -8,7 +8,6 @@ revoked in the UI, workspaces, members, and no Users section for a user
 who is not an administrator. Its TAP lines are relayed here; then the
 server's side of what the UI did is checked through the API."""
 import os
-import subprocess
 import sys
 import time
 
@@ -40,22 +39,7 @@ env = dict(os.environ, BUREAU_URL="http://127.0.0.1:%d" % b.port, BUREAU_EMAIL="
            BUREAU_CLI=os.path.join(lib.BUILD, "bureau"),
            BUREAU_USER_EMAIL=USER_EMAIL, BUREAU_USER_PASSWORD=USER_PASSWORD,
            BUREAU_MODEL_URL=model.url, BUREAU_MODEL_KEY=MODEL_KEY)
-script = os.path.join(lib.ROOT, "tests", "browser", "test_fleet.mjs")
-try:
-    out = subprocess.run(["node", script], env=env, capture_output=True, text=True, timeout=420,
-                         cwd=lib.ROOT)
-    lines = out.stdout.splitlines()
-    ran = 0
-    for i, line in enumerate(lines):
-        if line.startswith("ok ") or line.startswith("not ok "):
-            ran += 1
-            name = line.split(" - ", 1)[1] if " - " in line else line
-            diag = "\n".join(x[4:] for x in lines[i + 1:i + 20] if x.startswith("#   "))
-            t.ok(line.startswith("ok "), "browser: " + name, diag or out.stderr[-1500:])
-    t.ok(ran > 0 and out.returncode == 0, "the browser test ran to its end (%d checks)" % ran,
-         out.stderr[-2000:] or out.stdout[-1500:])
-except (OSError, subprocess.TimeoutExpired) as e:
-    t.ok(False, "the browser test ran", str(e))
+lib.browser_test(t, "test_fleet.mjs", env)
 
 # What the UI did, as the API and the model server see it.
 reqs = list(model.requests)

@@ -9,7 +9,6 @@ alert rules and the webhook, acknowledges, and filters the audit log; its
 TAP lines are relayed here. A second user's workspace has an alert of its
 own that the admin's inbox must not show."""
 import os
-import subprocess
 import time
 
 import lib
@@ -59,25 +58,7 @@ if up:
     env = dict(os.environ, BUREAU_URL="http://127.0.0.1:%d" % b.port, BUREAU_DESKTOP=did,
                BUREAU_DESKTOP_NAME=NAME, BUREAU_WORKSPACE=ws, BUREAU_KEY=admin.key,
                BUREAU_EMAIL="admin@localhost", BUREAU_PASSWORD=lib.Bureaud.PASSWORD)
-    script = os.path.join(lib.ROOT, "tests", "browser", "test_inbox.mjs")
-    try:
-        out = subprocess.run(["node", script], env=env, capture_output=True, text=True, timeout=300,
-                             cwd=lib.ROOT)
-        lines = out.stdout.splitlines()
-        ran = [l for l in lines if l.startswith("ok ") or l.startswith("not ok ")]
-        for i, l in enumerate(lines):
-            if l.startswith("ok ") or l.startswith("not ok "):
-                name = l.split(" - ", 1)[1] if " - " in l else l
-                diag = []
-                for x in lines[i + 1:i + 40]:
-                    if not x.startswith("#   "):
-                        break
-                    diag.append(x[4:])
-                diag = "\n".join(diag)
-                t.ok(l.startswith("ok "), "browser: " + name, diag or out.stderr[-1500:])
-        t.ok(ran and out.returncode == 0, "the browser test ran (%d checks)" % len(ran), out.stderr[-2000:])
-    except (OSError, subprocess.TimeoutExpired) as e:
-        t.ok(False, "the browser test ran", str(e))
+    lib.browser_test(t, "test_inbox.mjs", env, timeout=300)
 
 admin.delete("/api/desktops/" + did)
 admin.wait_state(did, "destroyed", timeout=120)

@@ -11,7 +11,6 @@ view. One VM (and the warm template's short build). Its TAP lines are
 relayed here; then the server's side of what the UI did is checked through
 the API and the audit log."""
 import os
-import subprocess
 
 import lib
 
@@ -23,26 +22,7 @@ admin = b.admin()
 
 env = dict(os.environ, BUREAU_URL="http://127.0.0.1:%d" % b.port, BUREAU_EMAIL="admin@localhost",
            BUREAU_PASSWORD=lib.Bureaud.PASSWORD)
-script = os.path.join(lib.ROOT, "tests", "browser", "test_layout.mjs")
-try:
-    out = subprocess.run(["node", script], env=env, capture_output=True, text=True, timeout=420,
-                         cwd=lib.ROOT)
-    lines = out.stdout.splitlines()
-    ran = 0
-    for i, line in enumerate(lines):
-        if line.startswith("ok ") or line.startswith("not ok "):
-            ran += 1
-            name = line.split(" - ", 1)[1] if " - " in line else line
-            diag = []
-            for x in lines[i + 1:i + 40]:
-                if not x.startswith("#   "):
-                    break
-                diag.append(x[4:])
-            t.ok(line.startswith("ok "), "browser: " + name, "\n".join(diag) or out.stderr[-1500:])
-    t.ok(ran > 0 and out.returncode == 0, "the browser test ran to its end (%d checks)" % ran,
-         out.stderr[-2000:] or out.stdout[-1500:])
-except (OSError, subprocess.TimeoutExpired) as e:
-    t.ok(False, "the browser test ran", str(e))
+lib.browser_test(t, "test_layout.mjs", env)
 
 # What the UI did, as the server saw it (the audit log: a destroyed desktop
 # is no longer listed).
