@@ -52,7 +52,7 @@ run_tap() { # name, command...
 	fi
 	echo "$name: $(grep -cE '^ok' "$LOGDIR/$name.tap") ok, $(grep -cE '^not ok' "$LOGDIR/$name.tap") not ok, exit $rc, $((end - start)) s"
 	grep -E '^not ok|^#' "$LOGDIR/$name.tap" | head -40
-	[ $rc -eq 0 ] || tail -20 "$LOGDIR/$name.err"
+	[ $rc -eq 0 ] || tail -80 "$LOGDIR/$name.err"
 }
 
 for t in $(ls "$BUREAU_BUILD"/tests/unit/test_* 2>/dev/null); do

@@ -21,6 +21,27 @@ BUILD = os.environ.get("BUREAU_BUILD", os.path.join(ROOT, "build"))
 IMAGES = os.environ.get("BUREAU_IMAGES", os.path.join(ROOT, "var", "images"))
 
 
+# Set once a check fails or the test dies: the Bureauds it started then
+# leave what they knew on stderr (tests/run.sh shows it) before cleanup.
+FAILED = []
+
+
+def _excepthook(kind, value, tb):
+    FAILED.append(kind.__name__)
+    sys.__excepthook__(kind, value, tb)
+
+
+sys.excepthook = _excepthook
+
+
+def _tail(path, n):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read().splitlines()[-n:]
+    except OSError:
+        return []
+
+
 class Tap:
     """TAP output: ok(cond, name). done() prints the plan and exits."""
 
@@ -33,6 +54,7 @@ class Tap:
         print(("ok" if cond else "not ok") + " %d - %s" % (self.n, name), flush=True)
         if not cond:
             self.failed += 1
+            FAILED.append(name)
             if diag is not None:
                 for line in str(diag).splitlines()[:40]:
                     print("#   " + line, flush=True)
@@ -314,8 +336,28 @@ class Bureaud:
                 pids.append(int(name))
         return pids
 
+    def diagnose(self, out=sys.stderr):
+        """What bureaud logged (requests left out) and each desktop's
+        serial console and QEMU log, for a test that failed."""
+        lines = [l for l in _tail(self.log_path, 2000) if " http method=" not in l]
+        print("--- bureaud on port %d: the last of its log, requests left out" % self.port, file=out)
+        for line in lines[-30:]:
+            print(line, file=out)
+        root = os.path.join(self.state_dir, "desktops")
+        for d in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+            for name in ("serial.log", "qemu.log"):
+                tail = _tail(os.path.join(root, d, name), 8)
+                if tail:
+                    print("--- %s %s" % (d, name), file=out)
+                    for line in tail:
+                        print(line, file=out)
+        out.flush()
+
     def cleanup(self):
         """Ends bureaud and every QEMU of its desktops (by pid), removes the state."""
+        if FAILED and self.proc is not None and not getattr(self, "diagnosed", False):
+            self.diagnosed = True
+            self.diagnose()
         self.stop(signal.SIGKILL)
         for pid in list(self.qemu_pids().values()) + self.template_pids() + self.state_pids():
             try:
