@@ -10,6 +10,8 @@ test_web_inbox.py, test_web_layout.py and test_browser.py."""
 import os
 import re
 
+import yaml
+
 import lib
 
 t = lib.Tap()
@@ -108,5 +110,16 @@ r = anon.post("/api/auth/session", {})
 t.ok(r.status == 405, "POST /api/auth/session: 405", r)
 r = anon.get("/api/auth/session?x=" + "a" * 20000)
 t.ok(r.status in (414, 431, 400), "an oversized request line is refused", r)
+
+# The page listens to exactly the event types bureaud documents.
+with open(os.path.join(lib.ROOT, "web", "app", "events.js")) as f:
+    js = f.read()
+listened = set(re.findall(r"'([a-z]+\.[a-z.]+)'", js[js.index("export const TYPES"):js.index("];")]))
+with open(os.path.join(lib.ROOT, "docs", "openapi.yaml")) as f:
+    spec = yaml.safe_load(f)
+documented = set(re.findall(r"`((?:desktop|agent|chat|approval|alert)\.[a-z.]+)`",
+                            spec["paths"]["/api/events"]["get"]["description"]))
+t.ok(listened and listened == documented, "events.js listens to every documented event type, no other",
+     (sorted(listened - documented), sorted(documented - listened)))
 
 t.done()

@@ -8,12 +8,11 @@
 // stream(params, types, fn) opens a separate stream (one desktop's events,
 // say) and returns its close function.
 
-// Every event type bureaud publishes that a view may listen to.
+// Every event type bureaud publishes (docs/openapi.yaml, /api/events).
 export const TYPES = [
   'desktop.created', 'desktop.state', 'desktop.desired', 'desktop.boot', 'desktop.setup',
-  'desktop.hibernated', 'desktop.destroyed', 'desktop.screen', 'desktop.snapshot',
-  'desktop.snapshot.deleted', 'desktop.snapshot.restored',
-  'agent.status', 'chat.message', 'chat.delta', 'chat.tool', 'chat.accepted',
+  'desktop.hibernated', 'desktop.snapshot', 'desktop.snapshot.deleted', 'desktop.snapshot.restored',
+  'agent.status', 'chat.message', 'chat.delta', 'chat.tool',
   'approval.created', 'approval.updated', 'approval.decided', 'alert.raised', 'alert.resolved', 'alert.acknowledged',
 ];
 

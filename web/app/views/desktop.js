@@ -198,9 +198,6 @@ export function mount(el, params) {
         });
         refetch();
         break;
-      case 'desktop.destroyed':
-        setDesktop({ ...d, state: 'destroyed', desiredState: 'destroyed' });
-        break;
       case 'agent.status':
         d = { ...d, agent: ev.agent };
         renderHeader();
