@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="
 build-essential pkg-config meson ninja-build git ca-certificates
-libuv1-dev libjansson-dev libsodium-dev libsqlite3-dev libcurl4-openssl-dev libwslay-dev
+libuv1-dev libjansson-dev libsodium-dev libsqlite3-dev libcurl4-openssl-dev libwslay-dev libpng-dev
 nettle-dev chromium firefox-esr websockify
 node-llhttp nodejs
 qemu-system-x86 qemu-utils debootstrap e2fsprogs busybox-static cpio zstd

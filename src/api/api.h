@@ -151,6 +151,7 @@ void desktops_restart(struct api_ctx *c);
 void desktops_screen_put(struct api_ctx *c);
 void desktops_running(struct api_ctx *c);
 void desktops_exec_check(struct api_ctx *c);
+void desktops_screenshot_check(struct api_ctx *c);
 void desktops_screenshot(struct api_ctx *c);
 void desktops_exec(struct api_ctx *c);
 /* exec_stream.c: the ?stream=true answer of exec (c->body is checked). */

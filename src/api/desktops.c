@@ -13,6 +13,7 @@
 
 #include <ctype.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,8 @@
 /* stdout and stderr of a one-shot exec together travel in one channel
  * frame: beyond this they are cut ("truncated": true). */
 #define EXEC_OUTPUT_LIMIT (64 * 1024)
+#define SCREENSHOT_WIDTH_MIN 16 /* ?width= of a thumbnail */
+#define SCREENSHOT_WIDTH_MAX 4096
 
 static json_t *desktop_json_full(struct api_ctx *c, const struct desktop *d);
 
@@ -766,6 +769,71 @@ void desktops_running(struct api_ctx *c)
 	}
 }
 
+/* key's value in the query, into out (n bytes). Unlike http_req_query(),
+ * which answers the first and takes a value it cannot decode for absent,
+ * a key given twice or a value that does not decode (a bad escape, %00, too
+ * long for out) is malformed. Returns its length, -1 when absent, -2 when
+ * malformed. */
+static int query_once(const struct http_req *req, const char *key, char *out, size_t n)
+{
+	struct http_req one = {0};
+	char pair[HTTP_MAX_URL_LEN];
+	const char *p = req->query;
+	int found = -1;
+
+	while (p && *p) {
+		size_t len = strcspn(p, "&"), klen = strcspn(p, "=&");
+
+		if (len >= sizeof(pair))
+			return -2;
+		memcpy(pair, p, klen); /* the key alone: is it this one? */
+		pair[klen] = '\0';
+		one.query = pair;
+		if (http_req_query(&one, key, out, n) == 0) {
+			if (found != -1)
+				return -2;
+			memcpy(pair, p, len);
+			pair[len] = '\0';
+			if ((found = http_req_query(&one, key, out, n)) < 0)
+				return -2;
+		}
+		p += len + (p[len] == '&');
+	}
+	return found;
+}
+
+/* ?width=N, once, N a plain integer in SCREENSHOT_WIDTH_MIN..MAX; 0 when
+ * absent. */
+static int screenshot_width(struct api_ctx *c, int *out)
+{
+	char v[HTTP_MAX_URL_LEN];
+	int len = query_once(c->req, "width", v, sizeof(v));
+
+	*out = 0;
+	if (len == -1)
+		return 0;
+	if (len < 1 || len > 4 || strspn(v, "0123456789") != (size_t)len ||
+	    (*out = atoi(v)) < SCREENSHOT_WIDTH_MIN || *out > SCREENSHOT_WIDTH_MAX)
+		return err_set(&c->err, 400, "invalid_request",
+			       "width must be given once, an integer from %d to %d",
+			       SCREENSHOT_WIDTH_MIN, SCREENSHOT_WIDTH_MAX);
+	return 0;
+}
+
+/* GET /api/desktops/{id}/screenshot[?width=N]: the query is checked before
+ * anything else, then the desktop must be up. */
+void desktops_screenshot_check(struct api_ctx *c)
+{
+	int width;
+
+	if (screenshot_width(c, &width)) {
+		api_fail(c, &c->err);
+		return;
+	}
+	c->data = (void *)(intptr_t)width;
+	desktops_running(c);
+}
+
 static void screenshot_done(const uint8_t *png, size_t len, struct err *err, void *arg)
 {
 	struct api_ctx *c = arg;
@@ -788,7 +856,7 @@ void desktops_screenshot(struct api_ctx *c)
 		api_respond_err(c, &err);
 		return;
 	}
-	vm_screenshot(vm, screenshot_done, c);
+	vm_screenshot(vm, (int)(intptr_t)c->data, screenshot_done, c);
 }
 
 /* Exec: validated on the worker, carried out by the agent. */

@@ -539,7 +539,7 @@ static void check_done(void *arg)
 			struct shot *x = xcalloc(1, sizeof(*x));
 			x->app = c->app;
 			snprintf(x->id, sizeof(x->id), "%s", c->a.id);
-			vm_screenshot(vm, shot_taken, x);
+			vm_screenshot(vm, 0, shot_taken, x);
 		}
 	}
 	free(c->action);

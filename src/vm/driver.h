@@ -107,8 +107,11 @@ void vm_destroy(struct vm_driver *d, const char *id, vm_status_cb cb, void *arg)
  * is no record (never booted, or the host went down with it). */
 int vm_last_exit(struct vm_driver *d, const char *id, char *reason, size_t n);
 
-/* A PNG of the screen (QMP screendump). png is valid during the callback. */
-void vm_screenshot(struct vm *vm,
+/* A PNG of the screen (QMP screendump). max_width > 0 asks for one at
+ * most that wide (aspect kept, never enlarged), scaled from QEMU's PPM on
+ * the thread pool; 0 gives QEMU's own PNG. png is valid during the
+ * callback. */
+void vm_screenshot(struct vm *vm, int max_width,
 		   void (*cb)(const uint8_t *png, size_t len, struct err *err, void *arg),
 		   void *arg);
 

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "vm/pixmap.h"
 #include "vm/qemu_priv.h"
 
 #define VM_DEFAULT_STOP_TIMEOUT_MS 30000
@@ -1229,6 +1230,7 @@ struct vm_shot {
 	uv_work_t work;
 	uv_loop_t *loop;
 	char path[PATH_MAX];
+	int max_width; /* 0: QEMU's own PNG */
 	uint8_t *png;
 	size_t len;
 	struct err err;
@@ -1236,14 +1238,39 @@ struct vm_shot {
 	void *arg;
 };
 
+/* QEMU's PPM fitted to max_width and encoded as a PNG (on the pool). */
+static uint8_t *vm__shot_scale(const uint8_t *ppm, size_t len, int max_width, size_t *out_len,
+			       struct err *err)
+{
+	struct pixmap src, dst;
+	uint8_t *png;
+
+	if (pixmap_ppm_parse(ppm, len, &src, err))
+		return NULL;
+	pixmap_fit(src.width, src.height, max_width, &dst.width, &dst.height);
+	if (dst.width == src.width && dst.height == src.height)
+		return pixmap_png_encode(&src, PIXMAP_PNG_LEVEL, out_len, err);
+	dst.rgb = xmalloc((size_t)dst.width * (size_t)dst.height * 3);
+	pixmap_downscale(&src, &dst);
+	png = pixmap_png_encode(&dst, PIXMAP_PNG_LEVEL, out_len, err);
+	free(dst.rgb);
+	return png;
+}
+
 static void vm__shot_read(uv_work_t *w)
 {
 	struct vm_shot *s = w->data;
+	uint8_t *raw = (uint8_t *)vm__file_read(s->path, VM_SCREENSHOT_MAX, &s->len);
 
-	s->png = (uint8_t *)vm__file_read(s->path, VM_SCREENSHOT_MAX, &s->len);
-	if (!s->png)
+	if (!raw)
 		err_sys(&s->err, errno, "read screendump");
 	unlink(s->path);
+	if (raw && s->max_width) {
+		s->png = vm__shot_scale(raw, s->len, s->max_width, &s->len, &s->err);
+		free(raw);
+	} else {
+		s->png = raw;
+	}
 }
 
 static void vm__shot_done(uv_work_t *w, int status)
@@ -1277,27 +1304,29 @@ static void vm__shot_dumped(json_t *ret, struct err *err, void *arg)
 	uv_queue_work(s->loop, &s->work, vm__shot_read, vm__shot_done);
 }
 
-void vm_screenshot(struct vm *vm,
+void vm_screenshot(struct vm *vm, int max_width,
 		   void (*cb)(const uint8_t *png, size_t len, struct err *err, void *arg),
 		   void *arg)
 {
 	static unsigned seq;
 	struct vm_shot *s = xcalloc(1, sizeof(*s));
+	const char *format = max_width > 0 ? "ppm" : "png";
 	char name[64];
 
 	s->cb = cb;
 	s->arg = arg;
 	s->work.data = s;
 	s->loop = vm->d->loop;
+	s->max_width = max_width > 0 ? max_width : 0;
 	if (vm->state != VM_RUNNING || !vm->qmp || !qmp_is_ready(vm->qmp)) {
 		err_set(&s->err, 409, "not_running", "desktop %s has no screen now", vm->spec.id);
 		vm__later(vm->d->loop, vm__shot_failed, s);
 		return;
 	}
-	snprintf(name, sizeof(name), "screendump-%u.png", ++seq);
+	snprintf(name, sizeof(name), "screendump-%u.%s", ++seq, format);
 	vm__path(s->path, vm->dir, name);
 	qmp_command(vm->qmp, "screendump",
-		    json_pack("{s:s, s:s}", "filename", s->path, "format", "png"),
+		    json_pack("{s:s, s:s}", "filename", s->path, "format", format),
 		    VM_SCREENSHOT_TIMEOUT_MS, vm__shot_dumped, s);
 }
 

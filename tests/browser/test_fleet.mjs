@@ -116,7 +116,7 @@ async function recordStates() {
 const polls = [];
 page.on('request', (req) => {
   const m = req.url().match(/\/api\/desktops\/([\w-]+)\/(screenshot|metrics)/);
-  if (m) polls.push({ id: m[1], what: m[2], at: Date.now() });
+  if (m) polls.push({ id: m[1], what: m[2], at: Date.now(), url: req.url() });
 });
 
 // ---- the empty fleet ----
@@ -192,6 +192,16 @@ const thumb = await until(() => page.evaluate((sel) => {
   return img && img.complete && img.naturalWidth > 0 && img.src.startsWith('blob:') ? img.naturalWidth : 0;
 }, rowSel('alpha')), 60000, 500);
 t.ok(thumb > 0, 'the running desktop\'s thumbnail loads (a blob of its screenshot)', thumb);
+// The server scales it to the thumbnail's size in device pixels.
+const shotBox = await page.evaluate((sel) => {
+  const a = document.querySelector(sel + ' td.thumb a');
+  return Math.ceil(a.clientWidth * window.devicePixelRatio);
+}, rowSel('alpha'));
+const asked = polls.filter((x) => x.id === alphaId && x.what === 'screenshot').map((x) => new URL(x.url).searchParams.get('width'));
+// (one asked before the row was laid out may carry the page's first guess, 320)
+t.ok(asked.length > 0 && Number(asked[asked.length - 1]) === shotBox &&
+  asked.every((w) => Number(w) === shotBox || Number(w) === 320) && thumb <= Math.max(shotBox, 320),
+  `the thumbnail is asked for at its displayed width (?width=${shotBox}) and comes that small (${thumb} px)`, asked);
 const spark = await until(() => page.$(rowSel('alpha') + ' td.cpu svg.spark path'), 60000, 500);
 t.ok(!!spark, 'a CPU sparkline appears from the metrics');
 t.ok(!!(await page.$(rowSel('alpha') + ' td.mem svg.spark path')), 'and a memory sparkline');

@@ -51,6 +51,7 @@ struct seen {
 	int png_done;
 	size_t png_len;
 	int png_ok;
+	unsigned png_width, png_height; /* from IHDR */
 };
 
 static struct seen S;
@@ -100,7 +101,12 @@ static void png_cb(const uint8_t *png, size_t len, struct err *err, void *arg)
 {
 	S.png_done = 1;
 	S.png_len = len;
-	S.png_ok = png && len > 8 && !memcmp(png, "\x89PNG\r\n\x1a\n", 8);
+	S.png_ok =
+	    png && len > 24 && !memcmp(png, "\x89PNG\r\n\x1a\n", 8) && !memcmp(png + 12, "IHDR", 4);
+	if (S.png_ok) {
+		S.png_width = (unsigned)png[16] << 24 | png[17] << 16 | png[18] << 8 | png[19];
+		S.png_height = (unsigned)png[20] << 24 | png[21] << 16 | png[22] << 8 | png[23];
+	}
 	if (err)
 		S.err = *err;
 }
@@ -237,6 +243,7 @@ static void test_provision(struct vm_driver *d, const struct vm_spec *s)
 static void test_exec_and_screen(struct vm *vm)
 {
 	json_t *req = json_pack("{s:s, s:[s, s]}", "type", "exec", "argv", "echo", "hi");
+	unsigned full_w, full_h;
 	int64_t t0;
 
 	reset();
@@ -251,10 +258,28 @@ static void test_exec_and_screen(struct vm *vm)
 
 	reset();
 	t0 = mono_ms();
-	vm_screenshot(vm, png_cb, NULL);
+	vm_screenshot(vm, 0, png_cb, NULL);
 	run_until(&S.png_done, 15000);
 	ok(S.png_ok, "screenshot is a PNG (%zu bytes, %lld ms)", S.png_len,
 	   (long long)(mono_ms() - t0));
+	full_w = S.png_width;
+	full_h = S.png_height;
+
+	reset();
+	t0 = mono_ms();
+	vm_screenshot(vm, 64, png_cb, NULL);
+	run_until(&S.png_done, 15000);
+	ok(S.png_ok && S.png_width == 64 && full_w > 64 &&
+	       llabs((long long)S.png_height * full_w - (long long)full_h * 64) <= full_w,
+	   "a screenshot at most 64 wide is a %ux%u PNG scaled from %ux%u (%zu bytes, %lld ms)",
+	   S.png_width, S.png_height, full_w, full_h, S.png_len, (long long)(mono_ms() - t0));
+
+	reset();
+	vm_screenshot(vm, 4096, png_cb, NULL);
+	run_until(&S.png_done, 15000);
+	ok(S.png_ok && S.png_width == full_w && S.png_height == full_h,
+	   "a screenshot at most 4096 wide keeps the screen's %ux%u (%ux%u)", full_w, full_h,
+	   S.png_width, S.png_height);
 }
 
 /* The agent dies inside the guest; busybox init starts it again and the

@@ -28,6 +28,8 @@ const BULK = [
 const METRICS_EVERY = 10000; // ms between metrics polls (the agent samples every 5 s)
 const METRICS_FIRST = 5000;  // ... until a sparkline has two points
 const SHOT_EVERY = 12000;    // ms between thumbnails of one desktop
+const SHOT_WIDTH_GUESS = 320; // px asked for before the thumbnail is laid out
+const SHOT_WIDTH_MIN = 16, SHOT_WIDTH_MAX = 4096; // what ?width= accepts
 const USAGE_EVERY = 60000;   // ms between usage refreshes while nothing changes
 const KEEP = 60;             // samples a sparkline shows (5 minutes at 5 s)
 
@@ -141,7 +143,6 @@ class Fleet {
     on('desktop.boot', this.onBoot);
     on('desktop.setup', this.onSetup);
     on('desktop.hibernated', this.onHibernated);
-    on('desktop.destroyed', (ev) => this.removeRow(ev.desktopId));
     on('agent.status', this.onAgent);
 
     this.every(1000, () => this.tick());
@@ -493,13 +494,21 @@ class Fleet {
       if (now - row.shotAt >= SHOT_EVERY - 500) this.fetchShot(row);
   }
 
+  // The thumbnail's width in device pixels, so the server scales the
+  // screen down instead of sending it whole (a fixed guess until laid out).
+  shotWidth(row) {
+    const css = row.thumb.clientWidth;
+    const px = css ? Math.ceil(css * (window.devicePixelRatio || 1)) : SHOT_WIDTH_GUESS;
+    return Math.min(SHOT_WIDTH_MAX, Math.max(SHOT_WIDTH_MIN, px));
+  }
+
   async fetchShot(row) {
     if (!this.alive || !row.visible || row.shotBusy || document.hidden || !this.shotWanted(row)) return;
     row.shotBusy = true;
     row.shotAt = Date.now();
     try {
-      const r = await request('GET', '/api/desktops/' + encodeURIComponent(row.d.id) + '/screenshot', undefined,
-        { raw: true, signal: this.abort.signal });
+      const r = await request('GET', '/api/desktops/' + encodeURIComponent(row.d.id) + '/screenshot' +
+        qs({ width: this.shotWidth(row) }), undefined, { raw: true, signal: this.abort.signal });
       const blob = await r.blob();
       if (!this.alive || !this.shotWanted(row) || !this.rows.has(row.d.id)) return;
       if (row.shotUrl) row.oldUrl = row.shotUrl;
