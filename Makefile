@@ -26,7 +26,7 @@ images: all
 	image/build.sh --out $(IMAGES) --agent $(BUILD)/bureau-agent tiny desktop
 
 run: all images
-	$(BUILD)/bureaud --listen $(LISTEN) --state-dir $(STATE) --image-dir $(IMAGES)
+	$(BUILD)/bureaud --listen $(LISTEN) --state-dir $(STATE) --image-dir $(IMAGES) --image-gc on
 
 test: all images
 	tests/run.sh --build $(BUILD) --images $(IMAGES)

@@ -7,6 +7,8 @@
 #include "core/app.h"
 #include "core/bus.h"
 #include "core/core.h"
+#include "core/image_gc.h"
+#include "core/retention.h"
 #include "store/store.h"
 #include "vm/driver.h"
 
@@ -35,6 +37,8 @@ static void on_signal(uv_signal_t *s, int signum)
 		return;
 	log_info("signal %d: shutting down (desktops keep running)", signum);
 	core_shutdown(&app);
+	retention_stop();
+	image_gc_stop(&app);
 	if (app.http)
 		http_server_shutdown(app.http, shutdown_done, NULL);
 	uv_close((uv_handle_t *)&sigterm, NULL);
@@ -49,8 +53,10 @@ static void probed(const char *accel, void *arg)
 	(void)arg;
 	snprintf(app.accel, sizeof(app.accel), "%s", accel);
 	log_info("accelerator: %s", accel);
-	if (!app.shutting_down)
-		core_start(&app);
+	if (app.shutting_down)
+		return;
+	core_start(&app);
+	image_gc_start(&app);
 }
 
 static int open_store(struct err *err)
@@ -118,6 +124,7 @@ int main(int argc, char **argv)
 		fatalx("listen on %s: %s", app.cfg.listen, err.msg);
 	log_info("listening on %s state=%s images=%s", app.cfg.listen, app.cfg.state_dir,
 		 app.cfg.image_dir);
+	retention_start(&app);
 	uv_signal_init(app.loop, &sigterm);
 	uv_signal_start(&sigterm, on_signal, SIGTERM);
 	uv_signal_init(app.loop, &sigint);

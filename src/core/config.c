@@ -13,13 +13,16 @@ struct opt {
 	const char *name;
 	enum opt_type type;
 	size_t offset;
-	size_t size; /* for strings */
+	size_t size; /* strings: the buffer's size; integers: the largest value */
 	const char *def;
 	const char *help;
 };
 
+#define OPT_INT_MAX 1000000000
+
 #define STR(f) OPT_STR, offsetof(struct config, f), sizeof(((struct config *)0)->f)
 #define NUM(t, f) t, offsetof(struct config, f), 0
+#define INT(f, max) OPT_INT, offsetof(struct config, f), max
 
 static const struct opt options[] = {
 	{"listen", STR(listen), "127.0.0.1:8080", "address:port of the API and dashboard"},
@@ -36,7 +39,12 @@ static const struct opt options[] = {
 	{"plan-limit", NUM(OPT_INT, plan_limit), "5", "desktops a new workspace may have"},
 	{"stop-timeout", NUM(OPT_INT, stop_timeout_s), "30", "seconds of graceful powerdown"},
 	{"boot-timeout", NUM(OPT_INT, boot_timeout_s), "600", "seconds from boot to ready"},
+	{"image-gc", STR(image_gc), "auto",
+	 "hourly removal of image versions and warm templates nothing uses: on, off, or auto "
+	 "(on when the image dir is inside the state dir)"},
 	{"session-ttl", NUM(OPT_INT, session_ttl_h), "168", "hours a login session lasts"},
+	{"retention-days", INT(retention_days, 36500), "90",
+	 "days the audit log, events and egress log are kept, 0..36500 (0: forever)"},
 	{"metrics-token", STR(metrics_token), "",
 	 "bearer token that may read GET /metrics (besides admins' API keys)"},
 	{"templates", STR(templates), "on",
@@ -72,12 +80,12 @@ static int opt_set(struct config *cfg, const struct opt *o, const char *value, s
 		return 0;
 	case OPT_INT:
 	case OPT_FLAG: {
-		long v;
+		long v, max = o->size ? (long)o->size : OPT_INT_MAX;
 		errno = 0;
 		v = strtol(value, &end, 10);
-		if (errno || *end || end == value || v < 0 || v > 1000000000)
-			return err_set(err, 0, "config", "%s: not a valid number: %s", o->name,
-				       value);
+		if (errno || *end || end == value || v < 0 || v > max)
+			return err_set(err, 0, "config", "%s: not a valid number (0..%ld): %s",
+				       o->name, max, value);
 		*(int *)base = (int)v;
 		return 0;
 	}
@@ -232,6 +240,9 @@ int config_load(struct config *cfg, int argc, char **argv, struct err *err)
 		return err_set(err, 0, "config", "templates and free-page-reporting are on or off");
 	if (strcmp(cfg->hibernate_compress, "none") && strcmp(cfg->hibernate_compress, "zstd"))
 		return err_set(err, 0, "config", "hibernate-compress must be none or zstd");
+	if (strcmp(cfg->image_gc, "auto") && strcmp(cfg->image_gc, "on") &&
+	    strcmp(cfg->image_gc, "off"))
+		return err_set(err, 0, "config", "image-gc must be auto, on or off");
 	defaults_derive(cfg);
 	return 0;
 }

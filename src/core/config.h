@@ -22,11 +22,13 @@ struct config {
 	int stop_timeout_s;  /* graceful powerdown wait */
 	int boot_timeout_s;  /* create/start → ready, else error */
 	int session_ttl_h;
+	int retention_days; /* audit, events and egress log kept; 0: forever */
 	char metrics_token[128]; /* bearer token for GET /metrics; "": admins' keys only */
 	char templates[8];	    /* "on" or "off" */
 	char template_images[64];   /* built at startup: "tiny,desktop" */
 	char hibernate_compress[8]; /* "none" or "zstd" */
 	char free_page_reporting[8]; /* "on" or "off" */
+	char image_gc[8];	     /* the hourly image sweep: "auto", "on" or "off" */
 	int print_routes;
 };
 

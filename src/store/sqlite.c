@@ -63,6 +63,14 @@
 	"(json_extract(a.detail, '$.id') = ?10 OR json_extract(a.detail, '$.desktopId') = ?10))) " \
 	"ORDER BY a.id DESC LIMIT ?4"
 
+/* Retention, one batch of a log table: how many rows older than ?2 follow
+ * id ?1 (at most ?3), and the id of the last of them; then the deletion of
+ * the old rows in (?1, ?2], created before ?3. */
+#define PRUNE_FIND(table)                                                                          \
+	"SELECT COUNT(*), MAX(id) FROM (SELECT id FROM " table " WHERE id > ?1 "                   \
+	"AND created_at < ?2 ORDER BY id LIMIT ?3) AS batch"
+#define PRUNE_DELETE(table) "DELETE FROM " table " WHERE id > ?1 AND id <= ?2 AND created_at < ?3"
+
 /* The end of a usage interval inside the query window: open intervals run
  * until ?4 (now), and nothing counts past ?3 (to) or before ?2 (from). CASE
  * rather than MIN/MAX so that PostgreSQL reads it too. */
@@ -166,6 +174,12 @@ enum stmt {
 	ST_APPROVAL_DECIDE,
 	ST_APPROVAL_SHOT_PUT,
 	ST_APPROVAL_SHOT_GET,
+	ST_PRUNE_AUDIT_FIND,
+	ST_PRUNE_AUDIT_DELETE,
+	ST_PRUNE_EVENTS_FIND,
+	ST_PRUNE_EVENTS_DELETE,
+	ST_PRUNE_EGRESS_FIND,
+	ST_PRUNE_EGRESS_DELETE,
 	ST__COUNT
 };
 
@@ -384,6 +398,12 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_APPROVAL_SHOT_PUT] = "UPDATE approvals SET screenshot = ?2 WHERE id = ?1",
     [ST_APPROVAL_SHOT_GET] = "SELECT screenshot FROM approvals WHERE id = ?1 AND "
 			     "screenshot IS NOT NULL",
+    [ST_PRUNE_AUDIT_FIND] = PRUNE_FIND("audit"),
+    [ST_PRUNE_AUDIT_DELETE] = PRUNE_DELETE("audit"),
+    [ST_PRUNE_EVENTS_FIND] = PRUNE_FIND("events"),
+    [ST_PRUNE_EVENTS_DELETE] = PRUNE_DELETE("events"),
+    [ST_PRUNE_EGRESS_FIND] = PRUNE_FIND("egress_log"),
+    [ST_PRUNE_EGRESS_DELETE] = PRUNE_DELETE("egress_log"),
 };
 
 struct store {
@@ -2603,5 +2623,85 @@ int store_approval_screenshot_get(struct store *s, const char *id, void **png, s
 	if (*len)
 		memcpy(*png, b, *len);
 	stmt_done(st);
+	return 0;
+}
+
+/* Retention */
+
+static int prune_stopped(const atomic_int *stop)
+{
+	return stop && atomic_load(stop);
+}
+
+/* Removes one log table's rows created before `before`, a batch at a time.
+ * A batch is found by a read that takes no lock, walking the table in id
+ * order from where the previous batch ended (ids grow with time, so the old
+ * rows come first); then one DELETE, a transaction of its own, removes the
+ * old rows of that id range. The ids are AUTOINCREMENT: deleting even the
+ * newest row never lets an id be handed out again. */
+static int prune_table(struct store *s, enum stmt find, enum stmt del, const char *what,
+		       int64_t before, int batch, const atomic_int *stop, int64_t *removed,
+		       struct err *err)
+{
+	int64_t after = 0, found, last;
+	sqlite3_stmt *st;
+
+	do {
+		if (!(st = stmt_get(s, find, err)))
+			return -1;
+		bind_i64(st, 1, after);
+		bind_i64(st, 2, before);
+		bind_i64(st, 3, batch);
+		if (stmt_row(s, st, err, what, "no result"))
+			return -1;
+		found = sqlite3_column_int64(st, 0);
+		last = sqlite3_column_int64(st, 1);
+		stmt_done(st);
+		if (!found)
+			return 0;
+		if (!(st = stmt_get(s, del, err)))
+			return -1;
+		bind_i64(st, 1, after);
+		bind_i64(st, 2, last);
+		bind_i64(st, 3, before);
+		if (stmt_exec(s, st, err, what, NULL, NULL))
+			return -1;
+		*removed += sqlite3_changes(s->db);
+		after = last;
+	} while (found == batch && !prune_stopped(stop));
+	return 0;
+}
+
+int store_prune(struct store *s, int64_t before, int64_t now, int batch, const atomic_int *stop,
+		struct store_pruned *out, struct err *err)
+{
+	const struct {
+		enum stmt find, del;
+		const char *what;
+		int64_t *removed;
+	} logs[] = {
+	    {ST_PRUNE_AUDIT_FIND, ST_PRUNE_AUDIT_DELETE, "prune audit", &out->audit},
+	    {ST_PRUNE_EVENTS_FIND, ST_PRUNE_EVENTS_DELETE, "prune events", &out->events},
+	    {ST_PRUNE_EGRESS_FIND, ST_PRUNE_EGRESS_DELETE, "prune egress log", &out->egress},
+	};
+	sqlite3_stmt *st;
+
+	if (!sqlite3_get_autocommit(s->db))
+		return err_set(err, 500, "internal", "store: prune inside a transaction");
+	if (batch <= 0)
+		batch = STORE_PRUNE_BATCH;
+	for (size_t i = 0; before > 0 && i < sizeof(logs) / sizeof(logs[0]); i++) {
+		if (prune_table(s, logs[i].find, logs[i].del, logs[i].what, before, batch, stop,
+				logs[i].removed, err))
+			return -1;
+		if (prune_stopped(stop))
+			return 0;
+	}
+	if (!(st = stmt_get(s, ST_SESSION_PURGE, err)))
+		return -1;
+	bind_i64(st, 1, now);
+	if (stmt_exec(s, st, err, "prune expired sessions", NULL, NULL))
+		return -1;
+	out->sessions += sqlite3_changes(s->db);
 	return 0;
 }

@@ -12,6 +12,7 @@
 #ifndef BUREAU_STORE_H
 #define BUREAU_STORE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -451,5 +452,23 @@ int store_approval_screenshot_get(struct store *s, const char *id, void **png, s
 				  struct err *err);
 void store_approvals_free(struct approval *a, size_t n);
 void store_approval_release(struct approval *a);
+
+/* Retention: the logs that grow with every request, event and guest
+ * connection. Chat history, usage, alerts and approvals are user data and
+ * never pruned. */
+struct store_pruned {
+	int64_t audit, events, egress; /* log rows removed */
+	int64_t sessions;	       /* expired sessions removed */
+};
+#define STORE_PRUNE_BATCH 5000 /* rows per write transaction */
+/* Deletes audit, events and egress_log rows created before `before` (<= 0:
+ * keeps them all) and the sessions expired at `now`, table by table, at
+ * most `batch` rows per short write transaction, so that writers never wait
+ * long for the lock. Event ids are never reused: an event appended later
+ * gets a larger id than any before. Adds what it removed to *out, also on
+ * failure. When stop is not NULL it is read after each batch and a non-zero
+ * value ends the prune early (returning 0). */
+int store_prune(struct store *s, int64_t before, int64_t now, int batch, const atomic_int *stop,
+		struct store_pruned *out, struct err *err);
 
 #endif

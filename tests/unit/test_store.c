@@ -1,6 +1,7 @@
 /* The SQLite store against a real database in a temporary folder. */
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -892,6 +893,207 @@ static void test_instant(struct store *s)
 	   "keys of an unknown workspace: 404");
 }
 
+/* Retention */
+
+#define RET_NOW 20000000000LL		    /* "now" of the prune, in ms */
+#define RET_CUT (RET_NOW - 90 * 86400000LL) /* rows created before it go */
+#define RET_OLD (RET_CUT - 1)
+#define RET_AUDIT_OLD 12000 /* more than two batches */
+
+static void event_add_at(struct store *s, int64_t at, int64_t *id)
+{
+	struct err err = ERR_INIT;
+	struct event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	snprintf(ev.workspace_id, sizeof(ev.workspace_id), WS_A);
+	snprintf(ev.desktop_id, sizeof(ev.desktop_id), "dsk_a1");
+	snprintf(ev.type, sizeof(ev.type), "chat.delta");
+	ev.created_at = at;
+	if (store_event_append(s, &ev, &err))
+		ok(0, "event append: %s", err.msg);
+	if (id)
+		*id = ev.id;
+}
+
+static void egress_add_at(struct store *s, int64_t at)
+{
+	struct err err = ERR_INIT;
+	struct egress_entry e;
+
+	memset(&e, 0, sizeof(e));
+	snprintf(e.desktop_id, sizeof(e.desktop_id), "dsk_a1");
+	snprintf(e.workspace_id, sizeof(e.workspace_id), WS_A);
+	snprintf(e.host, sizeof(e.host), "example.org");
+	e.port = 443;
+	e.created_at = at;
+	if (store_egress_append(s, &e, &err))
+		ok(0, "egress append: %s", err.msg);
+}
+
+/* Rows of a table created before RET_CUT, and from it on. */
+static long long ret_old(const char *table)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s WHERE created_at < %lld", table,
+		 RET_CUT);
+	return raw_int(sql);
+}
+
+static long long ret_new(const char *table)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s WHERE created_at >= %lld", table,
+		 RET_CUT);
+	return raw_int(sql);
+}
+
+/* Old audit, event and egress rows, some between newer ones (a row's time
+ * need not follow its id), user data of the same age, and sessions. */
+static void retention_fill(struct store *s)
+{
+	struct err err = ERR_INIT;
+	struct chat_msg m;
+	int good = 1;
+
+	good &= store_begin(s, &err) == 0;
+	for (int i = 0; i < RET_AUDIT_OLD; i++)
+		audit_add_at(s, WS_A, USER_A, "http.request", "GET /api/desktops", NULL,
+			     RET_OLD - RET_AUDIT_OLD + i);
+	good &= store_commit(s, &err) == 0;
+	ok(good, "insert %d old audit rows in one transaction (%s)", RET_AUDIT_OLD, err.msg);
+	audit_add_at(s, WS_A, USER_A, "kept.boundary", "", NULL, RET_CUT);
+	audit_add_at(s, WS_A, USER_A, "http.request", "", NULL, RET_OLD);
+	audit_add_at(s, WS_A, USER_A, "kept.new", "", NULL, RET_NOW);
+	audit_add_at(s, WS_A, USER_A, "http.request", "", NULL, 1);
+	for (int i = 0; i < 3; i++)
+		event_add_at(s, RET_OLD - i, NULL);
+	event_add_at(s, RET_CUT, NULL);
+	event_add_at(s, RET_OLD, NULL);
+	event_add_at(s, RET_NOW, NULL);
+	for (int i = 0; i < 14; i++)
+		egress_add_at(s, RET_OLD - 100 + i);
+	egress_add_at(s, RET_NOW);
+
+	memset(&m, 0, sizeof(m));
+	snprintf(m.id, sizeof(m.id), "msg_retained");
+	snprintf(m.desktop_id, sizeof(m.desktop_id), "dsk_a1");
+	snprintf(m.workspace_id, sizeof(m.workspace_id), WS_A);
+	snprintf(m.role, sizeof(m.role), "user");
+	snprintf(m.status, sizeof(m.status), "delivered");
+	m.content = "an old question";
+	m.created_at = 5;
+	ok(store_chat_insert(s, &m, &err) == 0 &&
+	       store_llm_usage_add(s, "dsk_a1", WS_A, "anthropic", "claude", 10, 20, 5, &err) ==
+		   0 &&
+	       store_usage_open(s, "dsk_a1", WS_A, "free", 5, &err) == 0 &&
+	       store_usage_close(s, "dsk_a1", 6, &err) == 0,
+	   "old chat, LLM usage and running time are stored (%s)", err.msg);
+	ok(store_session_insert(s, "hash-ret-old", USER_A, 100, RET_NOW - 1, &err) == 0 &&
+	       store_session_insert(s, "hash-ret-now", USER_A, 100, RET_NOW, &err) == 0 &&
+	       store_session_insert(s, "hash-ret-live", USER_A, 100, RET_NOW + 1, &err) == 0,
+	   "sessions expired before now, at now, and after now");
+}
+
+static void test_retention(struct store *s)
+{
+	static const char *const logs[] = {"audit", "events", "egress_log"};
+	struct err err = ERR_INIT;
+	struct store_pruned r;
+	struct event *list = NULL;
+	struct user u;
+	atomic_int stop;
+	long long old_audit, old_events, old_egress, expired, kept[3], chat, llm, usage, max_id;
+	int64_t id;
+	size_t n = 0;
+	int rc;
+
+	retention_fill(s);
+	old_audit = ret_old("audit");
+	old_events = ret_old("events");
+	old_egress = ret_old("egress_log");
+	for (int i = 0; i < 3; i++)
+		kept[i] = ret_new(logs[i]);
+	expired = raw_int("SELECT COUNT(*) FROM sessions WHERE expires_at <= 20000000000");
+	chat = raw_int("SELECT COUNT(*) FROM chat_messages");
+	llm = raw_int("SELECT COUNT(*) FROM llm_usage");
+	usage = raw_int("SELECT COUNT(*) FROM usage");
+	ok(old_audit > RET_AUDIT_OLD && old_events >= 4 && old_egress == 14 && expired == 2 &&
+	       kept[0] == 2 && kept[1] == 2 && kept[2] == 1,
+	   "the tables hold old and new rows (audit %lld, events %lld, egress %lld old)", old_audit,
+	   old_events, old_egress);
+
+	ok(store_begin(s, &err) == 0 &&
+	       store_prune(s, RET_CUT, RET_NOW, 0, NULL, &(struct store_pruned){0}, &err) == -1 &&
+	       err.status == 500,
+	   "a prune inside a transaction is refused");
+	store_rollback(s);
+
+	memset(&r, 0, sizeof(r));
+	ok(store_prune(s, 0, RET_NOW - 10, 0, NULL, &r, &err) == 0 && !r.audit && !r.events &&
+	       !r.egress && !r.sessions && ret_old("audit") == old_audit,
+	   "before 0 keeps every log row (and no session had expired yet)");
+
+	atomic_store(&stop, 1);
+	memset(&r, 0, sizeof(r));
+	rc = store_prune(s, RET_CUT, RET_NOW, STORE_PRUNE_BATCH, &stop, &r, &err);
+	ok(rc == 0 && r.audit == STORE_PRUNE_BATCH && !r.events && !r.egress && !r.sessions &&
+	       ret_old("audit") == old_audit - STORE_PRUNE_BATCH,
+	   "a stop stops after one batch of %d rows (removed %lld)", STORE_PRUNE_BATCH,
+	   (long long)r.audit);
+	atomic_store(&stop, 0);
+
+	rc = store_prune(s, RET_CUT, RET_NOW, STORE_PRUNE_BATCH, &stop, &r, &err);
+	ok(rc == 0, "prune the rest (%s)", rc ? err.msg : "");
+	ok(r.audit == old_audit && r.events == old_events && r.egress == old_egress &&
+	       r.sessions == expired,
+	   "it counts what it removed: audit %lld/%lld events %lld/%lld egress %lld/%lld "
+	   "sessions %lld/%lld",
+	   (long long)r.audit, old_audit, (long long)r.events, old_events, (long long)r.egress,
+	   old_egress, (long long)r.sessions, expired);
+	for (int i = 0; i < 3; i++)
+		ok(ret_old(logs[i]) == 0 && ret_new(logs[i]) == kept[i],
+		   "%s: every row older than the cutoff is gone, the others stay", logs[i]);
+	ok(raw_int("SELECT COUNT(*) FROM audit WHERE action LIKE 'kept.%'") == 2,
+	   "the audit row created at the cutoff itself stays");
+	ok(raw_int("SELECT COUNT(*) FROM chat_messages") == chat &&
+	       raw_int("SELECT COUNT(*) FROM llm_usage") == llm &&
+	       raw_int("SELECT COUNT(*) FROM usage") == usage && chat >= 1 && llm >= 1,
+	   "chat messages, LLM usage and running time older than the cutoff stay");
+	ok(store_session_user(s, "hash-ret-live", RET_NOW, &u, &err) == 0 &&
+	       raw_int("SELECT COUNT(*) FROM sessions WHERE token_hash LIKE 'hash-ret-%'") == 1,
+	   "expired sessions are gone, the live one stays");
+
+	memset(&r, 0, sizeof(r));
+	ok(store_prune(s, RET_CUT, RET_NOW, 7, NULL, &r, &err) == 0 && !r.audit && !r.events &&
+	       !r.egress && !r.sessions,
+	   "a second prune finds nothing");
+	for (int i = 0; i < 14; i++)
+		egress_add_at(s, RET_OLD - i);
+	memset(&r, 0, sizeof(r));
+	rc = store_prune(s, RET_CUT, RET_NOW, 7, NULL, &r, &err);
+	ok(rc == 0 && r.egress == 14 && ret_old("egress_log") == 0,
+	   "batches that end exactly on the last old row: all %lld go", (long long)r.egress);
+
+	max_id = raw_int("SELECT MAX(id) FROM events");
+	memset(&r, 0, sizeof(r));
+	ok(store_prune(s, RET_NOW + 1, RET_NOW, 0, NULL, &r, &err) == 0 &&
+	       raw_int("SELECT COUNT(*) FROM events") == 0 && r.events == kept[1],
+	   "a cutoff after every row empties the events table, the newest row too");
+	ok(store_event_list(s, USER_A, 1, 100, &list, &n, &err) == 0 && n == 0,
+	   "resuming from a pruned id gives what is left: nothing");
+	store_events_free(list, n);
+	id = 0;
+	event_add_at(s, RET_NOW + 2, &id);
+	ok(id > max_id, "an event appended after the prune gets a larger id (%lld > %lld)",
+	   (long long)id, max_id);
+	ok(store_event_list(s, USER_A, 1, 100, &list, &n, &err) == 0 && n == 1 && list[0].id == id,
+	   "resuming from a pruned id gives the events kept since");
+	store_events_free(list, n);
+}
+
 int main(void)
 {
 	struct err err = ERR_INIT;
@@ -921,6 +1123,7 @@ int main(void)
 	test_usage(s);
 	test_meta(s);
 	test_instant(s);
+	test_retention(s);
 	test_transactions(s);
 	store_pool_release(p, s);
 	store_pool_close(p);
