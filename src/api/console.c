@@ -31,6 +31,11 @@
 #define VNC_QEMU_LOW (64 * 1024)
 #define VNC_READ_SIZE 65536
 #define VNC_MAX_MESSAGE (1024 * 1024) /* one client message (clipboard) */
+/* QEMU listens on vnc.sock with a backlog of one: a viewer connecting
+ * while another's connection waits to be accepted gets EAGAIN. It waits
+ * a moment and tries again, for up to about two seconds. */
+#define VNC_CONNECT_TRIES 40
+#define VNC_CONNECT_RETRY_MS 50
 
 /* ---- tickets: in memory, hashed, one use, bound to desktop and user ---- */
 
@@ -226,6 +231,8 @@ struct console {
 	size_t pipe_pending;
 	unsigned accepted : 1, pipe_open : 1, pipe_reading : 1, ws_paused : 1;
 	char rbuf[VNC_READ_SIZE];
+	char vnc_path[108]; /* sizeof(sun_path) */
+	int tries;
 };
 
 /* Fills con (zeroed, embedded in its kind's struct) from the request. */
@@ -443,12 +450,37 @@ static const struct http_ws_callbacks vnc_ws_cbs = {
 /* noVNC offers "binary"; programs may offer nothing. */
 static const char *const vnc_protocols[] = {"binary", NULL};
 
+static void vnc_connect(struct console *con);
+
+static void vnc_retry_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* The timer held the console's reference; the new pipe takes it over. */
+static void vnc_retry_fired(uv_timer_t *t)
+{
+	struct console *con = t->data;
+
+	uv_close((uv_handle_t *)t, vnc_retry_closed);
+	vnc_connect(con);
+}
+
 static void vnc_connected(uv_connect_t *req, int status)
 {
 	struct console *con = req->data;
 	struct api_ctx *c = con->c;
 	struct err err = ERR_INIT;
 
+	if (status == UV_EAGAIN && ++con->tries < VNC_CONNECT_TRIES) {
+		uv_timer_t *t = xmalloc(sizeof(*t));
+		uv_timer_init(con->app->loop, t);
+		t->data = con;
+		con->refs++;
+		uv_timer_start(t, vnc_retry_fired, VNC_CONNECT_RETRY_MS, 0);
+		vnc_pipe_close(con);
+		return;
+	}
 	con->c = NULL;
 	if (status < 0) {
 		err_set(&err, 502, "vnc_unavailable", "the desktop's screen is not reachable: %s",
@@ -487,12 +519,19 @@ void console_vnc_open(struct api_ctx *c)
 	con = xcalloc(1, sizeof(*con));
 	console_init(con, c, "vnc");
 	rfb_filter_init(&con->rfb, !con->control);
-	uv_pipe_init(c->app->loop, &con->pipe, 0);
+	snprintf(con->vnc_path, sizeof(con->vnc_path), "%s", vm_vnc_path(vm));
+	con->refs = 1;
+	vnc_connect(con);
+}
+
+/* The pipe holds a reference to the console (con->refs counts it). */
+static void vnc_connect(struct console *con)
+{
+	uv_pipe_init(con->app->loop, &con->pipe, 0);
 	con->pipe.data = con;
 	con->pipe_open = 1;
-	con->refs = 1;
 	con->connect.data = con;
-	uv_pipe_connect(&con->connect, &con->pipe, vm_vnc_path(vm), vnc_connected);
+	uv_pipe_connect(&con->connect, &con->pipe, con->vnc_path, vnc_connected);
 }
 
 /* ---- the terminal bridge ----
