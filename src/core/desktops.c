@@ -41,6 +41,8 @@ struct rt {
 	int ready;     /* the agent reported the stage this image needs */
 	int timed_out; /* boot timeout fired */
 	char *exit_reason; /* the VM died without being asked */
+	int exit_crashed;  /* ... of a crash (SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE) */
+	int boot_retried;  /* this start already booted again after a crash */
 	int64_t boot_started; /* mono ms */
 	uv_timer_t boot_timer;
 	int closing;
@@ -330,6 +332,7 @@ static void on_exit_cb(struct vm *vm, const char *reason, void *arg)
 		log_warnx("desktop=%s vm exited: %s", rt->id, reason);
 		free(rt->exit_reason);
 		rt->exit_reason = xstrdup(reason);
+		rt->exit_crashed = vm_exit_crashed(vm_exit_status(vm));
 		rt_poke(rt);
 	}
 }
@@ -481,6 +484,23 @@ static void boot_vm_up(struct rt *rt, struct vm *vm)
 		      NULL);
 }
 
+static void boot_now(struct rt *rt);
+
+/* QEMU crashing while the guest boots (seen rarely under TCG) is worth one
+ * more boot of this start; a second crash, or any other end, is an error
+ * the user sees. Returns whether it boots again. */
+static int boot_again(struct rt *rt, const char *reason)
+{
+	if (rt->boot_retried || strcmp(rt->d.desired_state, "running"))
+		return 0;
+	rt->boot_retried = 1;
+	log_warnx("desktop=%s qemu crashed while booting; booting once more", rt->id);
+	snprintf(rt->next_note, sizeof(rt->next_note), "booted again after QEMU crashed (%.200s)",
+		 reason);
+	boot_now(rt);
+	return 1;
+}
+
 static void booted(struct vm *vm, struct err *err, void *arg)
 {
 	struct rt *rt = arg;
@@ -489,6 +509,8 @@ static void booted(struct vm *vm, struct err *err, void *arg)
 	if (!vm) {
 		egress_desktop_close(rt->app, rt->id);
 		snprintf(reason, sizeof(reason), "boot failed: %s", err->msg);
+		if (!strcmp(err->code, "qemu_crashed") && boot_again(rt, reason))
+			return;
 		rt_fail(rt, reason);
 		return;
 	}
@@ -921,7 +943,7 @@ static void snap_settle(struct rt *rt, const char *sid, const char *type, const 
 	snprintf(n->sn_state, sizeof(n->sn_state), "%s", state);
 	snprintf(n->sn_kind, sizeof(n->sn_kind), "%s", kind ? kind : "");
 	snprintf(n->sn_reason, sizeof(n->sn_reason), "%s", err ? err->msg : "");
-	n->sn_bytes = bytes > 0 ? bytes : 0;
+	n->sn_bytes = bytes; /* below 0: the size stays (a restore, a failed delete) */
 	n->sn_delete = del;
 	if (bytes > 0)
 		json_object_set_new(n->data, "sizeBytes", json_integer(bytes));
@@ -1028,6 +1050,10 @@ static void rt_act(struct rt *rt)
 	    strcmp(state, "error")) {
 		char *reason = rt->exit_reason;
 		rt->exit_reason = NULL;
+		if (rt->exit_crashed && !strcmp(state, "booting") && boot_again(rt, reason)) {
+			free(reason);
+			return;
+		}
 		rt_fail(rt, reason);
 		free(reason);
 		return;
@@ -1054,6 +1080,7 @@ static void rt_act(struct rt *rt)
 		}
 		uv_timer_stop(&rt->boot_timer);
 		ready_ms = rt->boot_started ? mono_ms() - rt->boot_started : -1;
+		rt->boot_retried = 0;
 		rt_transition(rt, "running", NULL, ready_ms, NULL);
 		return;
 	}
@@ -1066,10 +1093,12 @@ static void rt_act(struct rt *rt)
 		}
 		return;
 	case ACT_BOOT:
-		if (!strcmp(state, "booting"))
+		if (!strcmp(state, "booting")) {
 			boot_now(rt);
-		else
+		} else {
+			rt->boot_retried = 0; /* a new start */
 			rt_transition(rt, "booting", NULL, -1, boot_now);
+		}
 		return;
 	case ACT_STOP:
 		if (!strcmp(state, "stopping")) {

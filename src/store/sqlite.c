@@ -340,7 +340,8 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_SNAPSHOT_LIST] = "SELECT " SNAPSHOT_COLS " FROM snapshots WHERE desktop_id = ?1 "
 			 "ORDER BY created_at, id",
     [ST_SNAPSHOT_SET_STATE] = "UPDATE snapshots SET state = ?2, kind = COALESCE(?3, kind), "
-			      "size_bytes = ?4, reason = COALESCE(?5, '') WHERE id = ?1",
+			      "size_bytes = CASE WHEN ?4 < 0 THEN size_bytes ELSE ?4 END, "
+			      "reason = COALESCE(?5, '') WHERE id = ?1",
     [ST_SNAPSHOT_DELETE] = "DELETE FROM snapshots WHERE id = ?1",
     [ST_SNAPSHOT_USAGE] = "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM snapshots "
 			  "WHERE desktop_id = ?1 AND state <> 'failed'",

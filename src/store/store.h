@@ -334,7 +334,8 @@ int store_snapshot_get(struct store *s, const char *desktop_id, const char *id,
 		       struct snapshot *sn, struct err *err);
 int store_snapshot_list(struct store *s, const char *desktop_id, struct snapshot **out,
 			size_t *n, struct err *err);
-/* kind and reason may be NULL (unchanged / cleared). */
+/* kind and reason may be NULL (unchanged / cleared); a size_bytes below 0
+ * leaves the size as it is. */
 int store_snapshot_set_state(struct store *s, const char *id, const char *state,
 			     const char *kind, int64_t size_bytes, const char *reason,
 			     struct err *err);

@@ -180,6 +180,13 @@ const char *vm_id(const struct vm *vm);
 int vm_pid(const struct vm *vm);
 /* The VNC unix socket path (for the console bridges). */
 const char *vm_vnc_path(const struct vm *vm);
+/* In on_exit: QEMU's exit status as its launcher recorded it (128 + N:
+ * killed by signal N), or -1 when unknown. */
+int vm_exit_status(const struct vm *vm);
+/* Whether an exit status is QEMU's own crash (SIGSEGV, SIGBUS, SIGABRT,
+ * SIGILL, SIGFPE), not a signal sent to it (kill -9, the OOM killer). A
+ * boot that ends so fails with err->code "qemu_crashed". */
+int vm_exit_crashed(int status);
 
 /* ---- saved machines, warm templates, snapshots ----
  * A desktop folder may hold a saved machine: `memory` (QEMU's migration

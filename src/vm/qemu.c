@@ -222,6 +222,7 @@ static struct vm *vm__new(struct vm_driver *d, const char *dir, const struct vm_
 	vm->spec = *spec;
 	vm->cbs = *cbs;
 	vm->dirfd = -1;
+	vm->exit_status = -1;
 	snprintf(vm->dir, sizeof(vm->dir), "%s", dir);
 	for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
 		uv_timer_init(d->loop, timers[i]);
@@ -302,6 +303,18 @@ int vm_pid(const struct vm *vm)
 	return vm->pid;
 }
 
+int vm_exit_status(const struct vm *vm)
+{
+	return vm->exit_status;
+}
+
+int vm_exit_crashed(int status)
+{
+	int sig = status > 128 ? status - 128 : 0;
+
+	return sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGILL || sig == SIGFPE;
+}
+
 const char *vm_vnc_path(const struct vm *vm)
 {
 	return vm->vnc_path;
@@ -363,9 +376,11 @@ int vm_last_exit(struct vm_driver *d, const char *id, char *reason, size_t n)
 
 static void vm__exit_finish(struct vm *vm)
 {
-	char *reason = vm->stop_requested ? NULL
-					  : vm__exit_reason(vm->dir, vm__exit_status_read(vm->dir),
-							    vm->guest_shutdown);
+	char *reason;
+
+	vm->exit_status = vm__exit_status_read(vm->dir);
+	reason = vm->stop_requested ? NULL
+				    : vm__exit_reason(vm->dir, vm->exit_status, vm->guest_shutdown);
 
 	log_info("vm=%s state=exited pid=%d reason=%s", vm->spec.id, vm->pid,
 		 reason ? reason : "stopped");
@@ -658,13 +673,16 @@ void vm__boot_fail(struct vm *vm, struct err *err)
 /* QEMU ended before QMP answered: its own log says why. */
 static void vm__boot_fail_exited(struct vm *vm)
 {
-	char path[PATH_MAX], *log;
+	char path[PATH_MAX], *log, sig[40] = "";
 	struct err err = ERR_INIT;
+	int status = vm__exit_status_read(vm->dir);
 
 	vm__path(path, vm->dir, "qemu.log");
 	log = vm__file_tail(path, 5);
-	err_set(&err, 500, "boot_failed", "qemu exited with status %d: %s",
-		vm__exit_status_read(vm->dir), *log ? log : "(qemu.log is empty)");
+	if (status > 128)
+		snprintf(sig, sizeof(sig), " (killed by signal %d)", status - 128);
+	err_set(&err, 500, vm_exit_crashed(status) ? "qemu_crashed" : "boot_failed",
+		"qemu exited with status %d%s: %s", status, sig, *log ? log : "(qemu.log is empty)");
 	free(log);
 	vm__boot_fail(vm, &err);
 }

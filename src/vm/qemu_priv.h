@@ -86,6 +86,7 @@ struct vm {
 	void *done_arg;
 
 	int stop_requested, stop_phase, guest_shutdown;
+	int exit_status; /* the launcher's record once QEMU ended, -1 unknown */
 	struct vm_waiter *waiters;
 	uint64_t exit_since;
 

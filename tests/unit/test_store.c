@@ -869,6 +869,11 @@ static void test_instant(struct store *s)
 	   "through another desktop it is not found");
 	ok(store_snapshot_get(s, NULL, "snp_2", &sg, &err) == 0 && !strcmp(sg.reason, "disk full"),
 	   "by id alone, with its failure reason");
+	ok(store_snapshot_set_state(s, "snp_1", "restoring", NULL, 5000, NULL, &err) == 0 &&
+	       store_snapshot_set_state(s, "snp_1", "ready", NULL, -1, NULL, &err) == 0 &&
+	       store_snapshot_get(s, NULL, "snp_1", &sg, &err) == 0 && !strcmp(sg.state, "ready") &&
+	       sg.size_bytes == 5000 && !strcmp(sg.kind, "memory"),
+	   "settling with a size below 0 and no kind keeps both (a restore)");
 	ok(store_snapshot_usage(s, "dsk_a1", &count, &bytes, &err) == 0 && count == 1 && bytes == 5000,
 	   "usage counts the ones not failed");
 	ok(store_snapshot_list(s, "dsk_a1", &list, &n, &err) == 0 && n == 2 &&
