@@ -28,7 +28,8 @@ static const struct cli_option options[] = {
     {"workspace", OPT_WORKSPACE, 1, STR(workspace), "WS", "workspace id or name"},
     {"tier", OPT_TIER, 1, STR(tier), "TIER", "free, pro or max (default free)"},
     {"image", OPT_IMAGE, 1, STR(image), "IMAGE", "desktop (default) or tiny"},
-    {"wait", OPT_WAIT, 0, STR(wait), NULL, "wait until the desktop is running/stopped/gone"},
+    {"wait", OPT_WAIT, 0, STR(wait), NULL,
+     "wait until done: the desktop running/stopped/gone, the snapshot ready/restored/gone"},
     {"timeout", OPT_TIMEOUT, 1, STR(timeout_str), "SECONDS",
      "give up waiting after this long (default 900)"},
     {"from", OPT_FROM, 1, STR(from), "DATE", "start date, YYYY-MM-DD (default: this month)"},
@@ -44,15 +45,28 @@ static const struct cli_option options[] = {
     {"user", OPT_USER, 1, STR(user), "USER", "services add: agent (default) or root"},
     {"state", OPT_STATE, 1, STR(state), "STATE", "alerts: open (default), acknowledged or all"},
     {"note", OPT_NOTE, 1, STR(note), "TEXT", "approvals approve/deny: a note kept with the decision"},
+    {"name", OPT_NAME, 1, STR(name), "NAME",
+     "snapshots create: the snapshot's name (default snap-YYYYMMDD-HHMMSS, UTC)"},
+    {"from-snapshot", OPT_FROM_SNAPSHOT, 1, STR(from_snapshot), "SNAPSHOT",
+     "desktops create: a fork, a copy of this snapshot (snp_... or, with --from-desktop, a name)"},
+    {"from-desktop", OPT_FROM_DESKTOP, 1, STR(from_desktop), "ID",
+     "desktops create: the desktop the --from-snapshot snapshot was taken of"},
     {NULL, 0, 0, 0, NULL, NULL},
+};
+
+/* Flags that mean nothing without another: {flag, the one it needs}. */
+static const unsigned option_needs[][2] = {
+    {OPT_FROM_DESKTOP, OPT_FROM_SNAPSHOT},
+    {0, 0},
 };
 
 #define WAIT_OPTS (OPT_WAIT | OPT_TIMEOUT)
 
 const struct cli_command cli_commands[] = {
     {"desktops", "ls", "", 0, 0, OPT_WORKSPACE, cmd_desktops_ls, "list desktops"},
-    {"desktops", "create", "NAME", 1, 1, OPT_WORKSPACE | OPT_TIER | OPT_IMAGE | WAIT_OPTS,
-     cmd_desktops_create, "create a desktop (--wait: until it runs)"},
+    {"desktops", "create", "NAME", 1, 1,
+     OPT_WORKSPACE | OPT_TIER | OPT_IMAGE | WAIT_OPTS | OPT_FROM_SNAPSHOT | OPT_FROM_DESKTOP,
+     cmd_desktops_create, "create a desktop, or a fork of a snapshot (--wait: until it runs)"},
     {"desktops", "get", "ID", 1, 1, OPT_WORKSPACE, cmd_desktops_get, "show one desktop"},
     {"desktops", "start", "ID...", 1, CLI_BULK_MAX, OPT_WORKSPACE | WAIT_OPTS,
      cmd_desktops_start, "start stopped desktops"},
@@ -62,6 +76,13 @@ const struct cli_command cli_commands[] = {
      cmd_desktops_restart, "restart desktops"},
     {"desktops", "rm", "ID...", 1, CLI_BULK_MAX, OPT_WORKSPACE | WAIT_OPTS, cmd_desktops_rm,
      "destroy desktops and their disks"},
+    {"snapshots", "ls", "ID", 1, 1, OPT_WORKSPACE, cmd_snapshots_ls, "list a desktop's snapshots"},
+    {"snapshots", "create", "ID", 1, 1, OPT_WORKSPACE | OPT_NAME | WAIT_OPTS, cmd_snapshots_create,
+     "snapshot a running or stopped desktop (--wait: until it is ready)"},
+    {"snapshots", "restore", "ID SNAPSHOT", 2, 2, OPT_WORKSPACE | WAIT_OPTS, cmd_snapshots_restore,
+     "roll a desktop back to a snapshot (--wait: until the desktop is back)"},
+    {"snapshots", "rm", "ID SNAPSHOT", 2, 2, OPT_WORKSPACE | WAIT_OPTS, cmd_snapshots_rm,
+     "delete a snapshot (--wait: until it is gone)"},
     {"keys", "ls", "", 0, 0, 0, cmd_keys_ls, "list API keys"},
     {"keys", "create", "NAME", 1, 1, 0, cmd_keys_create, "create an API key (printed once)"},
     {"keys", "rm", "ID", 1, 1, 0, cmd_keys_rm, "revoke an API key"},
@@ -223,6 +244,11 @@ static int bind_command(struct cli_args *a, const struct cli_command **cmd, stru
 		return err_set(err, 2, "usage", "flag --%s does not apply to %s%s%s",
 			       option_name(extra & -extra), c->group, c->verb ? " " : "",
 			       c->verb ? c->verb : "");
+	for (int i = 0; option_needs[i][0]; i++)
+		if ((a->seen & option_needs[i][0]) && !(a->seen & option_needs[i][1]))
+			return err_set(err, 2, "usage", "flag --%s needs --%s",
+				       option_name(option_needs[i][0]),
+				       option_name(option_needs[i][1]));
 	if (nargs < c->min_args)
 		return err_set(err, 2, "usage", "missing argument: bureau %s%s%s %s", c->group,
 			       c->verb ? " " : "", c->verb ? c->verb : "", c->args);
@@ -278,7 +304,7 @@ void cli_usage(FILE *out)
 
 		snprintf(left, sizeof(left), "%s%s%s%s%s", c->group, c->verb ? " " : "",
 			 c->verb ? c->verb : "", c->args[0] ? " " : "", c->args);
-		fprintf(out, "  %-28s %s\n", left, c->help);
+		fprintf(out, "  %-30s %s\n", left, c->help);
 	}
 	fputs("\nFlags (where they apply):\n", out);
 	for (const struct cli_option *o = options; o->name; o++) {
@@ -286,9 +312,10 @@ void cli_usage(FILE *out)
 
 		snprintf(left, sizeof(left), "--%s%s%s", o->name, o->value_name ? " " : "",
 			 o->value_name ? o->value_name : "");
-		fprintf(out, "  %-28s %s\n", left, o->help);
+		fprintf(out, "  %-30s %s\n", left, o->help);
 	}
-	fputs("\nID is a desktop id (dsk_...) or name; WS a workspace id (ws_...) or name.\n"
+	fputs("\nID is a desktop id (dsk_...) or name; WS a workspace id (ws_...) or name;\n"
+	      "SNAPSHOT a snapshot id (snp_...) or the name of one of the desktop's snapshots.\n"
 	      "Endpoint, key and workspace come from the flags, else BUREAU_ENDPOINT,\n"
 	      "BUREAU_API_KEY and BUREAU_WORKSPACE, else the config file ($BUREAU_CONFIG or\n"
 	      "~/.config/bureau/config) of \"key = value\" lines: endpoint, key, workspace.\n"

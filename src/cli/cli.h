@@ -56,6 +56,9 @@ enum {
 	OPT_USER = 1 << 20,
 	OPT_STATE = 1 << 21,
 	OPT_NOTE = 1 << 22,
+	OPT_NAME = 1 << 23,
+	OPT_FROM_SNAPSHOT = 1 << 24,
+	OPT_FROM_DESKTOP = 1 << 25,
 };
 #define OPT_GLOBAL (OPT_ENDPOINT | OPT_KEY | OPT_JSON | OPT_HELP | OPT_CONFIG)
 
@@ -67,6 +70,8 @@ struct cli_args {
 	const char *cwd; /* exec --cwd */
 	const char *since, *user, *state; /* metrics --since, services --user, alerts --state */
 	const char *note; /* approvals approve/deny --note */
+	const char *name; /* snapshots create --name */
+	const char *from_snapshot, *from_desktop; /* desktops create: a fork */
 	int json, help, wait, show_key, version;
 	int root, stdin_send; /* exec/cp --root, exec --stdin */
 	int timeout_s; /* --timeout, seconds; CLI_DEFAULT_WAIT_S when absent */
@@ -150,6 +155,9 @@ size_t cli_text_width(const char *s);
 /* A JSON value as a table cell: strings as they are, null as "-", numbers
  * and booleans as text. The caller frees it. */
 char *cli_cell(json_t *v);
+/* A byte count for people: "512 B", "1.5 KB", "193.0 MB", "2.0 GB"; "-"
+ * when v is not a number. The caller frees it. */
+char *cli_size_cell(json_t *v);
 /* Appends "?name=value" or "&name=value", escaped; nothing when value is NULL. */
 void cli_query_add(struct buf *b, const char *name, const char *value);
 /* Prints a table (and releases it). */
@@ -276,9 +284,24 @@ int cmd_egress_ls(struct cli_ctx *ctx);
 int cmd_egress_allow(struct cli_ctx *ctx);
 int cmd_egress_deny(struct cli_ctx *ctx);
 int cmd_egress_log(struct cli_ctx *ctx);
+/* snapshots.c: a desktop's snapshots. */
+int cmd_snapshots_ls(struct cli_ctx *ctx);
+int cmd_snapshots_create(struct cli_ctx *ctx);
+int cmd_snapshots_restore(struct cli_ctx *ctx);
+int cmd_snapshots_rm(struct cli_ctx *ctx);
 /* The API path of a desktop given by id ("dsk_...") or by name; the
  * caller frees *path. */
 int cli_desktop_path(struct cli_ctx *ctx, const char *ref, char **path, struct err *err);
+/* Polls the desktop at path (every half second, up to --timeout) until
+ * cli_wait_check says done (0) or failed (-1, err filled). *last (may be
+ * NULL) gets the final desktop, which the caller decrefs. */
+int cli_desktop_wait(struct cli_ctx *ctx, const char *path, const char *target, const char *since,
+		     json_t **last, struct err *err);
+/* The id of a snapshot of the desktop at dpath, given by id ("snp_...",
+ * passed on as it is: the server says whether it exists) or by name (looked
+ * up in the desktop's list; 404 when none has it). The caller frees *id. */
+int cli_snapshot_id(struct cli_ctx *ctx, const char *dpath, const char *ref, char **id,
+		    struct err *err);
 
 /* Runs a parsed command: resolves endpoint, key and workspace from flags,
  * environment and config file, then calls it. Returns the exit code. */

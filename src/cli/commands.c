@@ -271,6 +271,12 @@ static int wait_for(struct cli_ctx *ctx, const char *path, const char *target, c
 	}
 }
 
+int cli_desktop_wait(struct cli_ctx *ctx, const char *path, const char *target, const char *since,
+		     json_t **last, struct err *err)
+{
+	return wait_for(ctx, path, target, since, last, err);
+}
+
 int cmd_desktops_ls(struct cli_ctx *ctx)
 {
 	static const char *const headers[] = {"ID", "NAME", "STATE", "TIER", "IMAGE", "CREATED"};
@@ -320,6 +326,45 @@ static int finish(struct cli_ctx *ctx, json_t *d, const char *target, const char
 	return CLI_EXIT_OK;
 }
 
+/* A fork's "fromSnapshot" and workspace. With --from-desktop the snapshot
+ * may be a name of that desktop's, and the fork goes to that desktop's
+ * workspace unless --workspace says otherwise (the server checks they are
+ * the same); without, it must be an id. Returns 0, or -1 with err. */
+static int fork_source(struct cli_ctx *ctx, json_t *body, char **ws, struct err *err)
+{
+	const char *ref = ctx->args->from_snapshot;
+	char *path, *sid;
+	json_t *src;
+	int rc;
+
+	if (!ctx->args->from_desktop) {
+		if (strncmp(ref, "snp_", 4) != 0)
+			return err_set(err, 2, "usage",
+				       "--from-snapshot %s: a snapshot name needs --from-desktop "
+				       "(or give its id, snp_...)",
+				       ref);
+		json_object_set_new(body, "fromSnapshot", json_string(ref));
+		return 0;
+	}
+	if (desktop_path(ctx, ctx->args->from_desktop, &path, err))
+		return -1;
+	rc = cli_api(ctx, "GET", path, NULL, &src, err);
+	if (rc == 0) {
+		rc = cli_snapshot_id(ctx, path, ref, &sid, err);
+		if (rc == 0) {
+			json_object_set_new(body, "fromSnapshot", json_string(sid));
+			free(sid);
+		}
+		if (rc == 0 && !ctx->args->workspace) {
+			free(*ws);
+			*ws = xstrdup(json_string_value(json_object_get(src, "workspaceId")) ?: "");
+		}
+		json_decref(src);
+	}
+	free(path);
+	return rc;
+}
+
 int cmd_desktops_create(struct cli_ctx *ctx)
 {
 	struct err err = ERR_INIT;
@@ -331,8 +376,13 @@ int cmd_desktops_create(struct cli_ctx *ctx)
 		json_decref(body);
 		return fail(ctx, &err);
 	}
+	if (ctx->args->from_snapshot && fork_source(ctx, body, &ws, &err)) {
+		free(ws);
+		json_decref(body);
+		return fail(ctx, &err);
+	}
 	json_object_set_new(body, "name", json_string(ctx->args->pos[0]));
-	if (ws)
+	if (ws && *ws)
 		json_object_set_new(body, "workspaceId", json_string(ws));
 	if (ctx->args->tier)
 		json_object_set_new(body, "tier", json_string(ctx->args->tier));

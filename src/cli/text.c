@@ -126,3 +126,19 @@ char *cli_cell(json_t *v)
 		return xstrdup(json_is_true(v) ? "yes" : "no");
 	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 }
+
+char *cli_size_cell(json_t *v)
+{
+	static const char *const units[] = {"B", "KB", "MB", "GB", "TB"};
+	double n;
+	int u = 0;
+
+	if (!json_is_number(v))
+		return xstrdup("-");
+	n = json_number_value(v);
+	while (n >= 1024 && u < 4) {
+		n /= 1024;
+		u++;
+	}
+	return u ? xasprintf("%.1f %s", n, units[u]) : xasprintf("%.0f B", n);
+}

@@ -196,7 +196,7 @@ try {
     await page.keyboard.press(key);
     walk.push(await tabState());
   }
-  const want = ['files', 'metrics', 'activity', 'terminal', 'activity', 'terminal', 'activity', 'terminal'];
+  const want = ['files', 'metrics', 'activity', 'snapshots', 'activity', 'terminal', 'snapshots', 'terminal'];
   t.ok(walk.every((s, i) => s.focus === 'dv-tab-' + want[i] && s.selected.join() === want[i] &&
     s.shown.join() === 'dv-panel-' + want[i] && s.hash === want[i]),
     'the arrow keys, Home and End switch the tabs: focus, selection, panel and address follow', walk);

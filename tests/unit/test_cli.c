@@ -136,6 +136,86 @@ static void test_agent_args(void)
 	ok(parse("egress ls", &a, &cmd, &err) == -1, "args: egress ls needs a workspace");
 }
 
+/* Snapshots and forks. */
+static void test_snapshot_args(void)
+{
+	const struct cli_command *cmd;
+	struct cli_args a;
+	struct err err;
+
+	ok(parse("snapshots ls web-1", &a, &cmd, &err) == 0 && cmd->fn == cmd_snapshots_ls &&
+	       a.npos == 1 && !strcmp(a.pos[0], "web-1"),
+	   "args: snapshots ls DESKTOP");
+	ok(parse("snapshots ls", &a, &cmd, &err) == -1 && strstr(err.msg, "missing") &&
+	       strstr(err.msg, "snapshots ls ID"),
+	   "args: snapshots ls without a desktop names the missing argument");
+	ok(parse("snapshots ls a b", &a, &cmd, &err) == -1 &&
+	       strstr(err.msg, "unexpected argument \"b\""),
+	   "args: snapshots ls takes one desktop");
+	ok(parse("snapshots create web-1 --name before-upgrade --wait --timeout 60", &a, &cmd,
+		 &err) == 0 &&
+	       cmd->fn == cmd_snapshots_create && !strcmp(a.name, "before-upgrade") && a.wait &&
+	       a.timeout_s == 60,
+	   "args: snapshots create DESKTOP --name N --wait --timeout S");
+	ok(parse("snapshots create web-1", &a, &cmd, &err) == 0 && !a.name && !a.wait,
+	   "args: snapshots create without --name (a default name) or --wait");
+	ok(parse("snapshots create web-1 --name=x", &a, &cmd, &err) == 0 && !strcmp(a.name, "x"),
+	   "args: --name=VALUE");
+	ok(parse("snapshots create web-1 --name", &a, &cmd, &err) == -1 && strstr(err.msg, "value"),
+	   "args: --name without its value");
+	ok(parse("snapshots create web-1 base", &a, &cmd, &err) == -1 &&
+	       strstr(err.msg, "unexpected"),
+	   "args: the name is a flag, not an argument");
+	ok(parse("snapshots create web-1 --memory", &a, &cmd, &err) == -1 &&
+	       strstr(err.msg, "unknown flag --memory"),
+	   "args: --memory is unknown (the desktop's state decides what a snapshot holds)");
+	ok(parse("snapshots ls web-1 --name x", &a, &cmd, &err) == -1 &&
+	       strstr(err.msg, "--name") && strstr(err.msg, "snapshots ls"),
+	   "args: --name does not apply to snapshots ls");
+	ok(parse("snapshots restore web-1 snp_1 --wait", &a, &cmd, &err) == 0 &&
+	       cmd->fn == cmd_snapshots_restore && a.npos == 2 && !strcmp(a.pos[1], "snp_1") &&
+	       a.wait,
+	   "args: snapshots restore DESKTOP SNAPSHOT --wait");
+	ok(parse("snapshots restore web-1", &a, &cmd, &err) == -1 && strstr(err.msg, "missing"),
+	   "args: snapshots restore without a snapshot");
+	ok(parse("snapshots restore web-1 a b", &a, &cmd, &err) == -1 &&
+	       strstr(err.msg, "unexpected"),
+	   "args: snapshots restore takes one snapshot");
+	ok(parse("snapshots restore web-1 base --name x", &a, &cmd, &err) == -1,
+	   "args: --name does not apply to a restore");
+	ok(parse("snapshots rm web-1 base", &a, &cmd, &err) == 0 && cmd->fn == cmd_snapshots_rm &&
+	       !strcmp(a.pos[1], "base"),
+	   "args: snapshots rm DESKTOP SNAPSHOT");
+	ok(parse("snapshots rm web-1", &a, &cmd, &err) == -1,
+	   "args: snapshots rm without a snapshot");
+	ok(parse("snapshots rm web-1 a b", &a, &cmd, &err) == -1,
+	   "args: snapshots rm takes one snapshot");
+	ok(parse("snapshots", &a, &cmd, &err) == -1 && strstr(err.msg, "subcommand"),
+	   "args: snapshots needs a subcommand");
+	ok(parse("snapshots take web-1", &a, &cmd, &err) == -1 && strstr(err.msg, "snapshots take"),
+	   "args: an unknown snapshots verb is refused");
+	ok(parse("desktops create copy --from-snapshot snp_1 --wait", &a, &cmd, &err) == 0 &&
+	       cmd->fn == cmd_desktops_create && !strcmp(a.from_snapshot, "snp_1") &&
+	       !a.from_desktop && a.wait,
+	   "args: desktops create NAME --from-snapshot SNAPSHOT");
+	ok(parse("desktops create copy --from-snapshot base --from-desktop web-1", &a, &cmd,
+		 &err) == 0 &&
+	       !strcmp(a.from_snapshot, "base") && !strcmp(a.from_desktop, "web-1"),
+	   "args: --from-desktop names the snapshot's desktop");
+	ok(parse("desktops create copy --from-desktop web-1", &a, &cmd, &err) == -1 &&
+	       strstr(err.msg, "--from-desktop needs --from-snapshot"),
+	   "args: --from-desktop alone is a usage error");
+	ok(parse("desktops create copy --from-snapshot", &a, &cmd, &err) == -1 &&
+	       strstr(err.msg, "value"),
+	   "args: --from-snapshot without its value");
+	ok(parse("desktops create --from-snapshot snp_1", &a, &cmd, &err) == -1 &&
+	       strstr(err.msg, "missing"),
+	   "args: a fork needs a name");
+	ok(parse("desktops ls --from-snapshot snp_1", &a, &cmd, &err) == -1 &&
+	       strstr(err.msg, "--from-snapshot"),
+	   "args: --from-snapshot applies to create only");
+}
+
 static void test_config(void)
 {
 	struct cli_config c = {0};
@@ -232,6 +312,29 @@ static void test_table(void)
 	ok(strcmp(c = cli_cell(json_object_get(v, "missing")), "-") == 0, "cell: absent is -");
 	free(c);
 	json_decref(v);
+
+	static const struct {
+		json_int_t n;
+		const char *want;
+	} sizes[] = {{0, "0 B"},
+		     {1023, "1023 B"},
+		     {1536, "1.5 KB"},
+		     {202357675, "193.0 MB"},
+		     {(json_int_t)5 << 30, "5.0 GB"},
+		     {(json_int_t)3 << 40, "3.0 TB"},
+		     {(json_int_t)4096 << 40, "4096.0 TB"}};
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		json_t *n = json_integer(sizes[i].n);
+		c = cli_size_cell(n);
+		ok(strcmp(c, sizes[i].want) == 0, "size cell: %lld is %s", (long long)sizes[i].n,
+		   sizes[i].want);
+		free(c);
+		json_decref(n);
+	}
+	ok(strcmp(c = cli_size_cell(json_null()), "-") == 0, "size cell: null is -");
+	free(c);
+	ok(strcmp(c = cli_size_cell(NULL), "-") == 0, "size cell: absent is -");
+	free(c);
 }
 
 static int escaped(const char *in, const char *want)
@@ -343,6 +446,7 @@ int main(void)
 {
 	test_args();
 	test_agent_args();
+	test_snapshot_args();
 	test_config();
 	test_table();
 	test_escape();

@@ -11,7 +11,8 @@
 // Every event type bureaud publishes (docs/openapi.yaml, /api/events).
 export const TYPES = [
   'desktop.created', 'desktop.state', 'desktop.desired', 'desktop.boot', 'desktop.setup',
-  'desktop.hibernated', 'desktop.snapshot', 'desktop.snapshot.deleted', 'desktop.snapshot.restored',
+  'desktop.hibernated', 'desktop.snapshot', 'desktop.snapshot.restore', 'desktop.snapshot.restored',
+  'desktop.snapshot.delete', 'desktop.snapshot.deleted',
   'agent.status', 'chat.message', 'chat.delta', 'chat.tool',
   'approval.created', 'approval.updated', 'approval.decided', 'alert.raised', 'alert.resolved', 'alert.acknowledged',
 ];

@@ -1,9 +1,10 @@
 // The desktop view, #/desktops/ID and #/desktops/ID/TAB: a header with the
 // desktop's state (live), its size, uptime, agent and actions; the screen
 // (noVNC) and the chat with its agent side by side on a wide window; a dock
-// below with the terminal, files, metrics, and events & audit tabs. Stacked
-// on a narrower window. The panels live in views/desktop/*.js; this module
-// loads the desktop, feeds them its state and events, and cleans up.
+// below with the terminal, files, metrics, events & audit, and snapshots
+// tabs. Stacked on a narrower window. The panels live in views/desktop/*.js;
+// this module loads the desktop, feeds them its state and events, and
+// cleans up.
 import { get, post, del } from '../api.js';
 import { ctx } from '../context.js';
 import * as events from '../events.js';
@@ -14,12 +15,14 @@ import { createChat } from './desktop/chat.js';
 import { createFiles } from './desktop/files.js';
 import { createMetrics } from './desktop/metrics.js';
 import { createActivity } from './desktop/activity.js';
+import { createSnapshots } from './desktop/snapshots.js';
 
 const TABS = [
   ['terminal', 'Terminal'],
   ['files', 'Files'],
   ['metrics', 'Metrics'],
   ['activity', 'Events & audit'],
+  ['snapshots', 'Snapshots'],
 ];
 const GONE = ['destroying', 'destroyed'];
 
@@ -216,11 +219,12 @@ export function mount(el, params) {
     const files = createFiles(env);
     const metrics = createMetrics(env);
     const activity = createActivity(env);
-    const byTab = { terminal, files, metrics, activity };
-    panels = [screen, terminal, chat, files, metrics, activity];
+    const snapshots = createSnapshots(env);
+    const byTab = { terminal, files, metrics, activity, snapshots };
+    panels = [screen, terminal, chat, files, metrics, activity, snapshots];
     window.bureauDesktopView = {
       id, screen: screen.state, terminal: terminal.state, chat: chat.state,
-      files: files.state, metrics: metrics.state, activity: activity.state,
+      files: files.state, metrics: metrics.state, activity: activity.state, snapshots: snapshots.state,
     };
 
     const tabButtons = [];
