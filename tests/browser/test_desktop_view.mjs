@@ -140,9 +140,10 @@ try {
   const said = page.locator('.dv-msg.user', { hasText: 'Say hello' });
   const saids = await said.count();
   await send('Say hello');
-  await until(async () => await said.count() > saids, 10000);
-  t.ok(await said.count() === saids + 1 && await page.inputValue('#dv-chat-input') === '',
-    'Enter sends the message; it shows in the conversation once');
+  await until(async () => await said.count() > saids, 30000);
+  const saidNow = await said.count(), inputNow = await page.inputValue('#dv-chat-input');
+  t.ok(saidNow === saids + 1 && inputNow === '',
+    'Enter sends the message; it shows in the conversation once', { before: saids, after: saidNow, input: inputNow });
   await until(async () => await hello.count() > hellos, 90000);
   const deltas = await view(() => window.bureauDesktopView.chat.deltas);
   const seen = await view(() => window.sawStreaming);

@@ -8,6 +8,7 @@ import atexit
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -19,6 +20,15 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("BUREAU_BUILD", os.path.join(ROOT, "build"))
 IMAGES = os.environ.get("BUREAU_IMAGES", os.path.join(ROOT, "var", "images"))
+
+
+def cli_path():
+    """The bureau CLI this build made (BUREAU_CLI overrides)."""
+    for p in (os.environ.get("BUREAU_CLI"), os.path.join(BUILD, "bureau"),
+              os.path.join(BUILD, "src", "cli", "bureau")):
+        if p and os.access(p, os.X_OK):
+            return p
+    raise SystemExit("bureau CLI not found in " + BUILD)
 
 
 # Set once a check fails or the test dies: the Bureauds it started then
@@ -34,12 +44,22 @@ def _excepthook(kind, value, tb):
 sys.excepthook = _excepthook
 
 
-def _tail(path, n):
+def _tail(path, n, keep=None, window=8 << 20):
+    """The last n lines of a file (of its last `window` bytes) for which
+    keep(line) is true."""
     try:
-        with open(path, errors="replace") as f:
-            return f.read().splitlines()[-n:]
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - window))
+            lines = f.read().decode(errors="replace").splitlines()
     except OSError:
         return []
+    return [l for l in lines if keep is None or keep(l)][-n:]
+
+
+def _worth_showing(line):
+    """Not a request line, unless the request failed (4xx, 5xx)."""
+    return " http method=" not in line or re.search(r" status=[45]\d\d ", line) is not None
 
 
 class Tap:
@@ -252,6 +272,17 @@ class Bureaud:
             time.sleep(0.1)
         raise TimeoutError("bureaud did not come up: " + self.log())
 
+    def refused(self, timeout=20):
+        """For a bureaud started (wait=False) with settings it should refuse:
+        its exit code (None if it kept running, then stopped) and its log."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+        out = self.log()
+        self.stop()
+        return rc, out
+
     def log(self):
         try:
             with open(self.log_path, errors="replace") as f:
@@ -339,9 +370,10 @@ class Bureaud:
     def diagnose(self, out=sys.stderr):
         """What bureaud logged (requests left out) and each desktop's
         serial console and QEMU log, for a test that failed."""
-        lines = [l for l in _tail(self.log_path, 2000) if " http method=" not in l]
-        print("--- bureaud on port %d: the last of its log, requests left out" % self.port, file=out)
-        for line in lines[-30:]:
+        lines = _tail(self.log_path, 40, _worth_showing)
+        print("--- bureaud on port %d: the last of its log, successful requests left out" % self.port,
+              file=out)
+        for line in lines:
             print(line, file=out)
         root = os.path.join(self.state_dir, "desktops")
         for d in sorted(os.listdir(root)) if os.path.isdir(root) else []:

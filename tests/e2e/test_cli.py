@@ -19,15 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
 
 
-def find_cli():
-    for p in (os.environ.get("BUREAU_CLI"), os.path.join(lib.BUILD, "bureau"),
-              os.path.join(lib.BUILD, "src", "cli", "bureau")):
-        if p and os.access(p, os.X_OK):
-            return p
-    raise SystemExit("bureau CLI not found in " + lib.BUILD)
-
-
-CLI = find_cli()
+CLI = lib.cli_path()
 t = lib.Tap()
 home = tempfile.mkdtemp(prefix="bureau-cli-home-")
 # one desktop per workspace: the second create must hit the plan limit

@@ -21,15 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
 
 
-def find_cli():
-    for p in (os.environ.get("BUREAU_CLI"), os.path.join(lib.BUILD, "bureau"),
-              os.path.join(lib.BUILD, "src", "cli", "bureau")):
-        if p and os.access(p, os.X_OK):
-            return p
-    raise SystemExit("bureau CLI not found in " + lib.BUILD)
-
-
-CLI = find_cli()
+CLI = lib.cli_path()
 t = lib.Tap()
 home = tempfile.mkdtemp(prefix="bureau-cli-snap-home-")
 d = lib.Bureaud().start()

@@ -255,13 +255,7 @@ os.unlink(os.path.join(b.state_dir, "bureau.conf"))
 # ---- bad values: bureaud refuses to start ----
 for value in ["-1", "abc", "99999999999", "36501", "1.5", ""]:
     d = tempfile.mkdtemp(prefix="bureau-e2e-ret-")
-    x = lib.Bureaud(state_dir=d, extra_args=["--retention-days", value]).start(wait=False)
-    try:
-        rc = x.proc.wait(20)
-    except subprocess.TimeoutExpired:
-        rc = None
-    out = x.log()
-    x.stop()
+    rc, out = lib.Bureaud(state_dir=d, extra_args=["--retention-days", value]).start(wait=False).refused()
     t.ok(rc not in (None, 0) and "retention-days" in out and not os.path.exists(
         os.path.join(d, "bureau.db")),
          "--retention-days %r: refused with a message naming the option (exit %r)" % (value, rc),
@@ -270,13 +264,7 @@ for value in ["-1", "abc", "99999999999", "36501", "1.5", ""]:
 d = tempfile.mkdtemp(prefix="bureau-e2e-ret-")
 with open(os.path.join(d, "bureau.conf"), "w") as f:
     f.write("# keep a year? no: a typo\nretention-days = -5\n")
-x = lib.Bureaud(state_dir=d).start(wait=False)
-try:
-    rc = x.proc.wait(20)
-except subprocess.TimeoutExpired:
-    rc = None
-out = x.log()
-x.stop()
+rc, out = lib.Bureaud(state_dir=d).start(wait=False).refused()
 t.ok(rc not in (None, 0) and "bureau.conf:2" in out and "retention-days" in out,
      "a bad retention-days in the config file: refused, naming the file, line and option", out)
 shutil.rmtree(d, ignore_errors=True)
