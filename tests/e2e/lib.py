@@ -117,6 +117,26 @@ def browser_test(t, name, env, prefix="browser: ", timeout=420):
     return out
 
 
+def poll(fn, timeout, step=0.5):
+    """fn() until it returns something true, or None at the timeout."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(step)
+    return None
+
+
+def header_aligned(out, column):
+    """In a table the CLI printed, every row's cell of `column` starts where
+    its header does."""
+    lines = out.rstrip("\n").split("\n")
+    col = lines[0].find(column)
+    return col > 0 and all(len(l) > col and l[col] != " " and l[col - 1] == " "
+                           and l[col - 2] == " " for l in lines[1:])
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

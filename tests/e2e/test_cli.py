@@ -120,14 +120,6 @@ class CutProxy:
         self.open = True
 
 
-def header_aligned(out, column):
-    """Every row's cell of `column` starts where its header does."""
-    lines = out.rstrip("\n").split("\n")
-    col = lines[0].find(column)
-    return col > 0 and all(len(l) > col and l[col] != " " and l[col - 1] == " "
-                           and l[col - 2] == " " for l in lines[1:])
-
-
 # --- usage and help --------------------------------------------------------
 
 r = bureau("--help")
@@ -158,7 +150,7 @@ t.ok(r.rc == 1 and "unauthorized" in r.err, "exit 1 and the API's code for a bad
 r = bureau("workspaces", "ls")
 api_ws = admin.get("/api/workspaces").json()["workspaces"]
 t.ok(r.rc == 0 and r.out.startswith("ID") and api_ws[0]["id"] in r.out and
-     header_aligned(r.out, "NAME"), "workspaces ls prints an aligned table", r)
+     lib.header_aligned(r.out, "NAME"), "workspaces ls prints an aligned table", r)
 r = bureau("workspaces", "ls", "--json")
 t.ok(r.rc == 0 and r.json() == {"workspaces": api_ws}, "workspaces ls --json is the API's JSON", r)
 r = bureau("workspaces", "create", "cli-ws", "--json")
@@ -182,7 +174,7 @@ r = bureau("workspaces", "ls", env=env_for(key=key.get("key")))
 t.ok(r.rc == 0, "the new key works", r)
 r = bureau("keys", "ls")
 t.ok(r.rc == 0 and key.get("id", "?") in r.out and key.get("key", "?") not in r.out and
-     secret2 not in r.out and header_aligned(r.out, "NAME"),
+     secret2 not in r.out and lib.header_aligned(r.out, "NAME"),
      "keys ls lists the key, never a secret", r)
 r = bureau("keys", "rm", key.get("id", "key_x"))
 t.ok(r.rc == 0, "keys rm", r)
@@ -249,7 +241,7 @@ try:
     r = bureau("desktops", "ls", "--workspace", ws)
     row = [l for l in r.out.splitlines() if dsk_id in l]
     t.ok(r.rc == 0 and row and "running" in row[0] and "cli-1" in row[0] and
-         header_aligned(r.out, "STATE"), "desktops ls shows it running in an aligned table", r)
+         lib.header_aligned(r.out, "STATE"), "desktops ls shows it running in an aligned table", r)
     r = bureau("desktops", "ls", "--json")
     t.ok(r.rc == 0 and dsk_id in [x["id"] for x in r.json()["desktops"]],
          "desktops ls --json lists it", r)
@@ -278,7 +270,7 @@ try:
     row = [l for l in r.out.splitlines() if dsk_id in l]
     miss = [l for l in r.out.splitlines() if "dsk_doesnotexist" in l]
     t.ok(r.rc == 4 and row and "202" in row[0] and "running" in row[0] and miss and
-         "404" in miss[0] and "desktop not found" in miss[0] and header_aligned(r.out, "STATE"),
+         "404" in miss[0] and "desktop not found" in miss[0] and lib.header_aligned(r.out, "STATE"),
          "desktops start NAME B --wait: a table row per desktop", r)
     t.eq(admin.get("/api/desktops/" + dsk_id).json().get("state"), "running",
          "…and the desktop runs again")

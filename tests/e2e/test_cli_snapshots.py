@@ -79,14 +79,6 @@ def exec_(did, cmd):
     return r.json().get("stdout", "").strip() if r.status == 200 else None
 
 
-def header_aligned(out, column):
-    """Every row's cell of `column` starts where its header does."""
-    lines = out.rstrip("\n").split("\n")
-    col = lines[0].find(column)
-    return col > 0 and all(len(l) > col and l[col] != " " and l[col - 1] == " "
-                           and l[col - 2] == " " for l in lines[1:])
-
-
 # --- usage errors: exit 2, nothing on stdout, no request needed -------------
 
 r = bureau("--help")
@@ -165,7 +157,7 @@ try:
     row = [l for l in lines if sid in l]
     t.ok(r.rc == 0 and lines and lines[0].split() == ["ID", "NAME", "STATE", "KIND", "SIZE", "CREATED", "REASON"]
          and row and re.search(r"\bbase\s+ready\s+memory\s+[\d.]+ MB\s", row[0]) and len(lines) == 3 and
-         header_aligned(r.out, "STATE") and header_aligned(r.out, "SIZE"),
+         lib.header_aligned(r.out, "STATE") and lib.header_aligned(r.out, "SIZE"),
          "snapshots ls NAME: an aligned table, one row each, the size in MB", r)
     r = bureau("snapshots", "ls", src, "--json")
     t.ok(r.rc == 0 and r.json() == {"snapshots": snapshots(src)}, "snapshots ls --json is the API's JSON", r)

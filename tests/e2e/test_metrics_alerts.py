@@ -37,17 +37,6 @@ def code(r):
         return None
 
 
-def poll(fn, timeout, step=0.5):
-    """fn() until it returns something true, or None at the timeout."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return None
-
-
 def cli(*args):
     """Runs the bureau CLI against this bureaud; (exit code, stdout)."""
     env = dict(os.environ, BUREAU_ENDPOINT="http://127.0.0.1:%d" % d.port,
@@ -201,7 +190,7 @@ r = bob.request("PUT", "/api/workspaces/%s/alert-rules" % bob_ws,
 t.eq(r.status, 200, "bob sets a refused-burst rule of 5 a minute")
 for i in range(8):
     bob.request("PUT", "/api/workspaces/%s/alert-rules" % bob_ws, body={"cpu": {"nope": i}})
-burst = poll(lambda: alerts(client=bob, kind="refusedBurst"), 10)
+burst = lib.poll(lambda: alerts(client=bob, kind="refusedBurst"), 10)
 t.ok(burst and len(burst) == 1 and burst[0]["workspaceId"] == bob_ws and burst[0]["desktopId"] is None,
      "5 refused requests in a minute raise one refusedBurst alert", burst)
 for i in range(5):
@@ -250,7 +239,7 @@ t.eq(bob.delete(svc_path + "/ticker").status, 404, "removing another workspace's
 running = admin.wait_state(dsk, ["running", "error"], timeout=240)
 t.eq(running["state"], "running", "the desktop runs")
 ready_at = time.time()
-got = poll(lambda: admin.get("/api/desktops/" + dsk).json().get("metrics"), 10, 0.25)
+got = lib.poll(lambda: admin.get("/api/desktops/" + dsk).json().get("metrics"), 10, 0.25)
 t.ok(got is not None, "metrics on the desktop's JSON within 10 s of ready", got)
 if got:
     t.ok(0 <= got["cpuPercent"] <= 100 and got["memory"]["totalBytes"] > 0 and
@@ -258,7 +247,7 @@ if got:
          got["network"]["rxBytes"] >= 0 and got["network"]["txBytes"] >= 0 and
          got["processes"] > 0 and len(got["load"]) == 3,
          "the sample: CPU, memory, /data, network, processes, load", got)
-series = poll(lambda: [s for s in admin.get("/api/desktops/%s/metrics" % dsk).json()["samples"]
+series = lib.poll(lambda: [s for s in admin.get("/api/desktops/%s/metrics" % dsk).json()["samples"]
                        if s["host"]], 15)
 t.ok(series and series[-1]["host"]["rssBytes"] > 0 and series[-1]["host"]["cpuPercent"] >= 0,
      "the series has the host's view of QEMU", series and series[-1])
@@ -308,10 +297,10 @@ def ticking():
     return a and b and a != b
 
 
-st = poll(service_running, 20)
+st = lib.poll(service_running, 20)
 t.ok(st and st["pid"] and st["log"] == "/var/log/bureau/services/ticker.log",
      "the service runs in the guest", st)
-t.ok(poll(ticking, 20, 0.1), "the service (as the agent user) writes its file every second")
+t.ok(lib.poll(ticking, 20, 0.1), "the service (as the agent user) writes its file every second")
 t.ok("starting ticker" in exec_out("cat /var/log/bureau/services/ticker.log"),
      "the service's log is in the guest")
 r = admin.post("/api/desktops/%s/stop" % dsk)
@@ -323,20 +312,20 @@ t.ok(admin.get(svc_path).json()["services"][0]["status"] is None,
 admin.post("/api/desktops/%s/start" % dsk)
 t.eq(admin.wait_state(dsk, ["running", "error"], timeout=240)["state"], "running",
      "the desktop runs again")
-st = poll(service_running, 20)
+st = lib.poll(service_running, 20)
 t.ok(st and st["restarts"] == 0, "after stop and start the service runs again", st)
-t.ok(poll(ticking, 20, 0.1), "and writes its file again")
+t.ok(lib.poll(ticking, 20, 0.1), "and writes its file again")
 rc, out = cli("services", "add", "mon", "nap", "--user", "root", "--", "sleep", "1000")
 t.eq(rc, 0, "bureau services add")
 rc, out = cli("services", "ls", "mon")
 t.ok(rc == 0 and "nap" in out and "ticker" in out and "root" in out, "bureau services ls", out)
-nap = poll(lambda: [x for x in admin.get(svc_path).json()["services"]
+nap = lib.poll(lambda: [x for x in admin.get(svc_path).json()["services"]
                     if x["name"] == "nap" and x["status"] and x["status"]["state"] == "running"], 20)
 t.ok(nap and "1000" in exec_out("cat /proc/%d/cmdline | tr '\\0' ' '" % nap[0]["status"]["pid"]),
      "a service added while the desktop runs starts at once", nap)
 rc, out = cli("services", "rm", "mon", "nap")
 t.eq(rc, 0, "bureau services rm")
-gone = nap and poll(lambda: exec_out("test -e /proc/%d/cmdline && grep -q 1000 /proc/%d/cmdline || echo gone"
+gone = nap and lib.poll(lambda: exec_out("test -e /proc/%d/cmdline && grep -q 1000 /proc/%d/cmdline || echo gone"
                                      % (nap[0]["status"]["pid"], nap[0]["status"]["pid"])).strip() == "gone", 20)
 t.ok(gone, "a removed service is stopped in the guest")
 rc, out = cli("services", "rm", "mon", "nap")
@@ -346,7 +335,7 @@ t.eq(rc, 4, "bureau services rm of a missing service: exit 4")
 
 before = {a["id"] for a in alerts(kind="cpu")}
 exec_out("for i in 1 2 3; do (while :; do :; done) </dev/null >/dev/null 2>&1 & done")
-cpu = poll(lambda: [a for a in alerts(kind="cpu") if a["id"] not in before], 90, 1)
+cpu = lib.poll(lambda: [a for a in alerts(kind="cpu") if a["id"] not in before], 90, 1)
 t.ok(cpu and len(cpu) == 1 and cpu[0]["desktopId"] == dsk and cpu[0]["value"] > 50 and
      cpu[0]["threshold"] == 50 and cpu[0]["state"] == "open",
      "CPU over 50 % for 10 s raises one alert", cpu)
@@ -357,7 +346,7 @@ last_cpu = admin.get("/api/desktops/" + dsk).json()["metrics"]
 t.ok(last_cpu and last_cpu["cpuPercent"] > 50, "the condition still holds", last_cpu)
 if cpu:
     alert = cpu[0]
-    raised = poll(lambda: len(deliveries(alert["id"], "alert.raised")) >= 2 and
+    raised = lib.poll(lambda: len(deliveries(alert["id"], "alert.raised")) >= 2 and
                   deliveries(alert["id"], "alert.raised"), 20)
     t.ok(raised and len(raised) == 2, "the webhook got the alert twice: a 500, then a retry",
          [g[0].get("X-Bureau-Event") for g in Receiver.got])
@@ -365,7 +354,7 @@ if cpu:
          "every delivery carries a valid X-Bureau-Signature")
     t.ok(raised and raised[0][1] == raised[1][1], "a retry sends the same body")
     t.ok(raised and json.loads(raised[1][1])["event"] == "alert.raised", "the body names the event")
-    a = poll(lambda: [x for x in alerts(kind="cpu") if x["id"] == alert["id"] and
+    a = lib.poll(lambda: [x for x in alerts(kind="cpu") if x["id"] == alert["id"] and
                       x["delivery"]["state"] == "delivered"], 10)
     t.ok(a and a[0]["delivery"]["attempts"] == 2, "the alert records its delivery", a)
     evs = lib.follow_events(d.port, admin.key, last_id=0, n=1000, timeout=5,
@@ -382,7 +371,7 @@ if cpu:
     t.ok(alert["id"] not in {x["id"] for x in alerts("open")} and
          alert["id"] in {x["id"] for x in alerts("acknowledged")},
          "the alert moved from open to acknowledged")
-    acked = poll(lambda: deliveries(alert["id"], "alert.acknowledged"), 10)
+    acked = lib.poll(lambda: deliveries(alert["id"], "alert.acknowledged"), 10)
     t.ok(acked and signed(*acked[0]) and json.loads(acked[0][1])["alert"]["state"] == "acknowledged",
          "the acknowledgement is delivered, signed", acked)
     rc, out = cli("alerts", "ack", alert["id"])
@@ -402,7 +391,7 @@ pids = d.qemu_pids()
 if dsk in pids:
     os.kill(pids[dsk], signal.SIGKILL)
 t.eq(admin.wait_state(dsk, ["error"], timeout=60)["state"], "error", "QEMU killed: the desktop is in error")
-err = poll(lambda: alerts(kind="desktopError"), 10)
+err = lib.poll(lambda: alerts(kind="desktopError"), 10)
 t.ok(err and len(err) == 1 and err[0]["desktopId"] == dsk and "killed" in err[0]["message"],
      "a desktop in error raises a desktopError alert", err)
 rc, out = cli("alerts", "ls")

@@ -54,16 +54,6 @@ def sql_write(fn):
         db.close()
 
 
-def poll(fn, timeout, step=0.5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return None
-
-
 def log_size():
     try:
         return os.path.getsize(b.log_path)
@@ -88,7 +78,7 @@ def restart(extra):
 
 def prune_counts(offset):
     """The counts of the new run's retention line, waiting for it."""
-    m = poll(lambda: LINE.search(log_since(offset)), PRUNE_WAIT)
+    m = lib.poll(lambda: LINE.search(log_since(offset)), PRUNE_WAIT)
     return tuple(int(x) for x in m.groups()) if m else None
 
 
@@ -103,7 +93,7 @@ def burst(client, ws_id):
     def raised():
         r = client.get("/api/alerts?state=all&workspaceId=" + ws_id)
         return [a for a in r.json()["alerts"] if a["kind"] == "refusedBurst"]
-    found = poll(raised, 15)
+    found = lib.poll(raised, 15)
     return found[0] if found else None
 
 
@@ -148,7 +138,7 @@ def alert_events():
     return evs if len(evs) >= 2 else None
 
 
-evs = poll(alert_events, 15)
+evs = lib.poll(alert_events, 15)
 t.ok(evs and [typ for _, typ in evs] == ["alert.raised", "alert.acknowledged"],
      "the events alert.raised and alert.acknowledged are stored", evs)
 if not evs:
@@ -228,7 +218,7 @@ r = admin.post("/api/workspaces", {"name": "second"})
 t.ok(r.status == 201, "a second workspace", r)
 ws2 = r.json().get("id", "") if r.status == 201 else ""
 alert2 = burst(admin, ws2)
-fresh = poll(lambda: [i for i, typ in event_ids(0) if typ == "alert.raised"], 15)
+fresh = lib.poll(lambda: [i for i, typ in event_ids(0) if typ == "alert.raised"], 15)
 t.ok(alert2 and fresh and len(fresh) == 1 and fresh[0] > ack_id,
      "an event after the prune gets a larger id than any before (%r > %d)" % (fresh, ack_id))
 t.eq(b.stop(), 0, "bureaud stops")
@@ -241,7 +231,7 @@ before_events = set(i for (i,) in sql("SELECT id FROM events"))
 with open(os.path.join(b.state_dir, "bureau.conf"), "w") as f:
     f.write("# retention off\nretention-days = 0\n")
 offset = restart(["--log-level", "debug"])
-ran = poll(lambda: "retention removed nothing" in log_since(offset), PRUNE_WAIT)
+ran = lib.poll(lambda: "retention removed nothing" in log_since(offset), PRUNE_WAIT)
 t.ok(ran and not LINE.search(log_since(offset)),
      "0 (config file): the prune runs and removes nothing", log_since(offset)[-1500:])
 t.ok(before_audit <= set(i for (i,) in sql("SELECT id FROM audit")) and before_events and
