@@ -198,6 +198,17 @@ class Client:
     def delete(self, path, **kw):
         return self.request("DELETE", path, **kw)
 
+    def destroy_all(self, desktop_ids, timeout=60):
+        """A test's teardown: destroys the desktops, then waits (at most
+        timeout seconds each) for them to be gone."""
+        for i in desktop_ids:
+            self.delete("/api/desktops/" + i)
+        for i in desktop_ids:
+            try:
+                self.wait_state(i, ["destroyed"], timeout=timeout)
+            except TimeoutError:
+                pass
+
     def wait_state(self, desktop_id, states, timeout=240):
         """Polls the desktop until its state is one of states."""
         if isinstance(states, str):

@@ -375,12 +375,6 @@ finally:
             p.wait(10)
         except subprocess.TimeoutExpired:
             p.kill()
-    for dsk_id in created:
-        admin.delete("/api/desktops/" + dsk_id)
-    for dsk_id in created:
-        try:
-            admin.wait_state(dsk_id, ["destroyed"], timeout=60)
-        except TimeoutError:
-            pass
+    admin.destroy_all(created)
 
 t.done()

@@ -259,12 +259,6 @@ try:
     t.ok(r.rc == 0 and r.out.splitlines()[0].startswith("ID") and sid not in r.out,
          "the list no longer has it", r)
 finally:
-    for did in created:
-        admin.delete("/api/desktops/" + did)
-    for did in created:
-        try:
-            admin.wait_state(did, ["destroyed"], timeout=60)
-        except TimeoutError:
-            pass
+    admin.destroy_all(created)
 
 t.done()
